@@ -1,0 +1,1 @@
+"""The data repository: layout, registry, ingest and stored intermediate products."""

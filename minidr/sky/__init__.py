@@ -1,0 +1,1 @@
+"""Sky geometry: angles, coordinates, HEALPix, regions."""
