@@ -159,3 +159,22 @@ class MasterCalib:
     image: np.ndarray       #: float32, assembled detector; bias in e-, dark in e-/s, flat unitless
     mask: np.ndarray        #: uint16 MaskBit plane (BAD, HOT)
     inputs: tuple[str, ...]  #: paths of the raws that went in
+
+
+# --- identifiers --------------------------------------------------------------------------
+
+DETECTOR_FACTOR = 1000
+"""``ccdVisitId = visit * 1000 + detector`` (detector numbers are < 1000)."""
+
+SOURCE_FACTOR = 100_000
+"""``sourceId = ccdVisitId * 100000 + n``, n the 0-based row of the source in its frame."""
+
+
+def ccd_visit_id(visit, detector):
+    """The ``ccdVisitId`` of a (visit, detector): ``visit * 1000 + detector`` (int64)."""
+    return np.asarray(visit, dtype=np.int64) * DETECTOR_FACTOR + np.asarray(detector, dtype=np.int64)
+
+
+def source_id(ccd_visit, index):
+    """The ``sourceId`` of the ``index``-th source of a frame: ``ccdVisitId * 100000 + index``."""
+    return np.asarray(ccd_visit, dtype=np.int64) * SOURCE_FACTOR + np.asarray(index, dtype=np.int64)
