@@ -1,0 +1,281 @@
+"""The only writer under ``releases/``: HATS catalogs, flat tables, manifest, write-then-rename.
+
+A HATS catalog directory (see docs/release-format.md)::
+
+    NAME/
+      hats.properties                         HATS properties (no creation date: reproducible)
+      partition_info.csv                      Norder,Npix of every partition
+      dataset/_common_metadata                Arrow schema (units, descriptions)
+      dataset/_metadata                       schema + every row group footer of every file
+      dataset/Norder=k/Dir=d/Npix=n.parquet   the rows of HEALPix pixel n at order k
+
+Rows are sorted by ``(_healpix_29, *sort_columns)`` and, where those tie, by every other
+column, so the bytes written depend only on the set of rows, not on their input order nor
+on the number of threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import InputError, ReleaseError
+from ..sky.healpix import healpix29
+from .partition import Partition, plan_partitions
+from .schema import HEALPIX_COLUMN, healpix_field, with_field_docs
+
+HATS_VERSION = "v1.0"
+HATS_RELEASE_DATE = "2025-08-22"
+MAX_ORDER = 12
+
+
+@dataclass
+class CatalogInfo:
+    """What :func:`write_hats_catalog` wrote."""
+
+    name: str
+    n_rows: int
+    partitions: list[Partition]
+    files: list[str] = field(default_factory=list)
+    """Every file written, relative to the catalog directory, sorted."""
+
+    @property
+    def max_order(self) -> int:
+        return max((p.order for p in self.partitions), default=0)
+
+
+def partition_path(order: int, pixel: int) -> str:
+    """Relative path of a partition file inside a catalog directory."""
+    return f"dataset/Norder={order}/Dir={(pixel // 10_000) * 10_000}/Npix={pixel}.parquet"
+
+
+def _software_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _add_healpix(table: pa.Table, ra_column: str, dec_column: str, name: str) -> pa.Table:
+    """``table`` with ``_healpix_29`` as its first column (computed if absent)."""
+    for col in (ra_column, dec_column):
+        if col not in table.column_names:
+            raise InputError(f"missing position column {col!r}", path=name, keyword=col)
+    if HEALPIX_COLUMN in table.column_names:
+        hp = table[HEALPIX_COLUMN].cast(pa.int64())
+        table = table.drop_columns([HEALPIX_COLUMN])
+    else:
+        ra = table[ra_column]
+        dec = table[dec_column]
+        if ra.null_count or dec.null_count:
+            raise InputError("null positions are not allowed", path=name, keyword=f"{ra_column}/{dec_column}")
+        ra_np = ra.to_numpy().astype(np.float64, copy=False)
+        dec_np = dec.to_numpy().astype(np.float64, copy=False)
+        bad = ~(np.isfinite(ra_np) & np.isfinite(dec_np)) | (np.abs(dec_np) > 90.0)
+        if bad.any():
+            raise InputError(
+                f"{int(bad.sum())} rows with non-finite or out-of-range positions",
+                path=name,
+                keyword=f"{ra_column}/{dec_column}",
+            )
+        hp = pa.array(healpix29(ra_np, dec_np), type=pa.int64())
+    return table.add_column(0, healpix_field(), hp)
+
+
+def _sort_rows(table: pa.Table, sort_columns: tuple[str, ...], name: str) -> pa.Table:
+    """Rows sorted by (_healpix_29, *sort_columns), ties broken by every other column."""
+    for col in sort_columns:
+        if col not in table.column_names:
+            raise InputError("unknown sort column", path=name, keyword=col)
+    hp = table[HEALPIX_COLUMN].to_numpy()
+    if not sort_columns:
+        order = np.argsort(hp, kind="stable")
+        keys_sorted = [hp[order]]
+    else:
+        keys = [(HEALPIX_COLUMN, "ascending")] + [(c, "ascending") for c in sort_columns]
+        order = pc.sort_indices(table, sort_keys=keys).to_numpy()
+        keys_sorted = [hp[order]] + [table[c].take(order).to_numpy(zero_copy_only=False) for c in sort_columns]
+    if table.num_rows > 1:
+        tie = np.ones(table.num_rows - 1, dtype=bool)
+        for k in keys_sorted:
+            tie &= k[1:] == k[:-1]
+        if tie.any():
+            rest = [c for c in table.column_names if c != HEALPIX_COLUMN and c not in sort_columns]
+            sortable = [c for c in rest if _sortable(table.schema.field(c).type)]
+            keys = [(HEALPIX_COLUMN, "ascending")] + [(c, "ascending") for c in (*sort_columns, *sortable)]
+            order = pc.sort_indices(table, sort_keys=keys).to_numpy()
+    if np.all(order[1:] > order[:-1]):
+        return table
+    return table.take(order)
+
+
+def _sortable(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_temporal(t)
+        or pa.types.is_binary(t)
+    )
+
+
+def _clean_schema(table: pa.Table) -> pa.Table:
+    """Drop pandas index metadata (wrong after sorting/slicing); give every field unit+description."""
+    meta = dict(table.schema.metadata or {})
+    meta.pop(b"pandas", None)
+    schema = with_field_docs(table.schema).with_metadata(meta or None)
+    return pa.Table.from_arrays(table.columns, schema=schema)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _write_options(schema: pa.Schema, row_group_rows: int, compression: str) -> dict:
+    dictionary = [
+        f.name
+        for f in schema
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)
+    ]
+    return dict(
+        row_group_size=max(1, int(row_group_rows)),
+        compression=compression,
+        use_dictionary=dictionary or False,
+        write_statistics=True,
+        sorting_columns=[pq.SortingColumn(0)],
+        store_schema=True,
+    )
+
+
+def _write_partition(table: pa.Table, path: Path, options: dict) -> pq.FileMetaData:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, **options)
+    return pq.read_metadata(path)
+
+
+def _properties_text(
+    *, name: str, catalog_type: str, n_rows: int, ra_column: str, dec_column: str,
+    max_rows: int, partitions: list[Partition], est_kb: int,
+) -> str:
+    """hats.properties (java properties) with a fixed key order and no creation time."""
+    max_order = max((p.order for p in partitions), default=0)
+    sky = sum(1.0 / (12 * 4**p.order) for p in partitions)
+    items = [
+        ("obs_collection", name),
+        ("dataproduct_type", catalog_type),
+        ("hats_nrows", n_rows),
+        ("hats_col_ra", ra_column),
+        ("hats_col_dec", dec_column),
+        ("hats_col_healpix", HEALPIX_COLUMN),
+        ("hats_col_healpix_order", 29),
+        ("hats_npix_suffix", ".parquet"),
+        ("hats_max_rows", max_rows),
+        ("hats_order", max_order),
+        ("moc_sky_fraction", f"{sky:.5f}"),
+        ("hats_builder", f"minidr v{_software_version()}"),
+        ("hats_estsize", est_kb),
+        ("hats_release_date", HATS_RELEASE_DATE),
+        ("hats_version", HATS_VERSION),
+    ]
+    lines = ["#HATS catalog"] + [f"{k}={_prop_escape(str(v))}" for k, v in items]
+    return "\n".join(lines) + "\n"
+
+
+def _prop_escape(value: str) -> str:
+    out = value.replace("\\", "\\\\").replace("\n", "\\n")
+    for ch in ":=#!":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def write_hats_catalog(
+    table: pa.Table,
+    directory: Path,
+    *,
+    name: str,
+    ra_column: str,
+    dec_column: str,
+    partition_rows: int,
+    row_group_rows: int = 20000,
+    compression: str = "zstd",
+    sort_columns: tuple[str, ...] = (),
+    catalog_type: str | None = None,
+    jobs: int | None = None,
+) -> CatalogInfo:
+    """Write ``table`` as a HATS catalog in ``directory`` (which must not exist or be empty).
+
+    Adds ``_healpix_29`` (nested HEALPix index at order 29 of ``ra_column``/``dec_column``,
+    degrees) as the first column if absent, sorts the rows, plans partitions of at most
+    ``partition_rows`` rows (down to order 12) and writes one Parquet file per partition
+    with row groups of ``row_group_rows`` rows and column statistics, then ``_metadata``,
+    ``_common_metadata``, ``partition_info.csv`` and ``hats.properties``.
+
+    ``catalog_type`` is the HATS ``dataproduct_type`` (``object`` or ``source``; default:
+    ``source`` when the name contains "source", else ``object``). ``jobs`` threads write
+    partition files (default: up to 4); the bytes do not depend on it.
+    """
+    directory = Path(directory)
+    if int(partition_rows) < 1:
+        raise InputError("partition_rows must be >= 1", path=name, keyword="partition_rows")
+    if directory.exists() and any(directory.iterdir()):
+        raise ReleaseError(f"{directory}: catalog directory already exists and is not empty")
+    if catalog_type is None:
+        catalog_type = "source" if "source" in name.lower() else "object"
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+
+    table = _add_healpix(table, ra_column, dec_column, name)
+    table = _sort_rows(table, tuple(sort_columns), name)
+    table = _clean_schema(table).combine_chunks()
+    hp = table[HEALPIX_COLUMN].to_numpy()
+    partitions = plan_partitions(hp, int(partition_rows), MAX_ORDER)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    options = _write_options(table.schema, row_group_rows, compression)
+    rel_paths = [partition_path(p.order, p.pixel) for p in partitions]
+    n_threads = max(1, min(int(jobs) if jobs else min(4, os.cpu_count() or 1), len(partitions) or 1))
+
+    def work(i: int) -> pq.FileMetaData:
+        p = partitions[i]
+        return _write_partition(table.slice(p.start, p.n_rows), directory / rel_paths[i], options)
+
+    if n_threads == 1:
+        metas = [work(i) for i in range(len(partitions))]
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            metas = list(pool.map(work, range(len(partitions))))
+
+    for meta, rel in zip(metas, rel_paths):
+        meta.set_file_path(rel[len("dataset/"):])
+    dataset = directory / "dataset"
+    dataset.mkdir(parents=True, exist_ok=True)
+    pq.write_metadata(table.schema, dataset / "_common_metadata")
+    pq.write_metadata(table.schema, dataset / "_metadata", metadata_collector=metas)
+
+    lines = ["Norder,Npix"] + [f"{p.order},{p.pixel}" for p in sorted(partitions, key=lambda q: (q.order, q.pixel))]
+    (directory / "partition_info.csv").write_text("\n".join(lines) + "\n")
+
+    est_kb = sum((directory / r).stat().st_size for r in rel_paths) // 1024
+    (directory / "hats.properties").write_text(
+        _properties_text(
+            name=name, catalog_type=catalog_type, n_rows=table.num_rows, ra_column=ra_column,
+            dec_column=dec_column, max_rows=int(partition_rows), partitions=partitions, est_kb=est_kb,
+        )
+    )
+    files = sorted(
+        str(p.relative_to(directory)).replace(os.sep, "/") for p in directory.rglob("*") if p.is_file()
+    )
+    return CatalogInfo(name=name, n_rows=table.num_rows, partitions=partitions, files=files)
