@@ -165,6 +165,11 @@ def link(ra_deg, dec_deg, radius_arcsec: float) -> np.ndarray:
     return minrow[labels]
 
 
+def _sum(index, weights, n):
+    """Per-object sums of ``weights`` (float64, also for empty input)."""
+    return np.bincount(index, weights=weights, minlength=n).astype(np.float64, copy=False)
+
+
 def _positional_weight(ra_err, dec_err):
     e2 = 0.5 * (np.square(ra_err) + np.square(dec_err))
     bad = ~(np.isfinite(e2) & (e2 > 0))
@@ -228,10 +233,10 @@ def associate(sources: pa.Table, bands: list[str], cfg: AssociationConfig) -> As
     del o2, cs, local, comp_index, obj_sorted, comp
 
     # 3. mean positions, then content-derived ids
-    sw = np.bincount(obj, weights=w_pos, minlength=n_obj)
-    mx = np.bincount(obj, weights=w_pos * x, minlength=n_obj)
-    my = np.bincount(obj, weights=w_pos * y, minlength=n_obj)
-    mz = np.bincount(obj, weights=w_pos * z, minlength=n_obj)
+    sw = _sum(obj, w_pos, n_obj)
+    mx = _sum(obj, w_pos * x, n_obj)
+    my = _sum(obj, w_pos * y, n_obj)
+    mz = _sum(obj, w_pos * z, n_obj)
     del x, y, z
     obj_ra = np.degrees(np.arctan2(my, mx)) % 360.0
     obj_dec = np.degrees(np.arctan2(mz, np.hypot(mx, my)))
@@ -265,7 +270,7 @@ def _object_table(sources, canon, obj, n_obj, obj_ra, obj_dec, ra_err, dec_err, 
         cols["coord_dec"] = obj_dec
         for name, err in (("coord_raErr", ra_err), ("coord_decErr", dec_err)):
             good = np.isfinite(err) & (err > 0)
-            iv = np.bincount(obj[good], weights=1.0 / np.square(err[good]), minlength=n_obj)
+            iv = _sum(obj[good], 1.0 / np.square(err[good]), n_obj)
             cols[name] = np.where(iv > 0, 1.0 / np.sqrt(iv), np.nan)
         cols["nDetections"] = np.bincount(obj, minlength=n_obj).astype(np.int32)
 
@@ -275,10 +280,10 @@ def _object_table(sources, canon, obj, n_obj, obj_ra, obj_dec, ra_err, dec_err, 
         snr = col("snr")
         ok = np.isfinite(ext) & np.isfinite(snr) & (snr > 0)
         okg = ok & good_flags
-        num_g = np.bincount(obj[okg], weights=ext[okg] * snr[okg], minlength=n_obj)
-        den_g = np.bincount(obj[okg], weights=snr[okg], minlength=n_obj)
-        num_a = np.bincount(obj[ok], weights=ext[ok] * snr[ok], minlength=n_obj)
-        den_a = np.bincount(obj[ok], weights=snr[ok], minlength=n_obj)
+        num_g = _sum(obj[okg], ext[okg] * snr[okg], n_obj)
+        den_g = _sum(obj[okg], snr[okg], n_obj)
+        num_a = _sum(obj[ok], ext[ok] * snr[ok], n_obj)
+        den_a = _sum(obj[ok], snr[ok], n_obj)
         cols["refExtendedness"] = np.where(den_g > 0, num_g / den_g, np.where(den_a > 0, num_a / den_a, np.nan))
 
         mjd = col("midpointMjdTai")
@@ -300,13 +305,13 @@ def _object_table(sources, canon, obj, n_obj, obj_ra, obj_dec, ra_err, dec_err, 
             f = flux[sel]
             wv = 1.0 / np.square(ferr[sel])
             nd = np.bincount(o, minlength=n_obj)
-            sw = np.bincount(o, weights=wv, minlength=n_obj)
-            mean = np.bincount(o, weights=wv * f, minlength=n_obj) / sw
+            sw = _sum(o, wv, n_obj)
+            mean = _sum(o, wv * f, n_obj) / sw
             mean[nd == 0] = np.nan
-            chi2 = np.bincount(o, weights=wv * np.square(f - mean[o]), minlength=n_obj)
+            chi2 = _sum(o, wv * np.square(f - mean[o]), n_obj)
             chi2[nd == 0] = np.nan
-            umean = np.bincount(o, weights=f, minlength=n_obj) / nd
-            ss = np.bincount(o, weights=np.square(f - umean[o]), minlength=n_obj)
+            umean = _sum(o, f, n_obj) / nd
+            ss = _sum(o, np.square(f - umean[o]), n_obj)
             sigma = np.where(nd > 1, np.sqrt(ss / (nd - 1)), np.nan)
             cols[f"{b}_psfFluxMean"] = mean
             cols[f"{b}_psfFluxMeanErr"] = np.where(nd > 0, 1.0 / np.sqrt(sw), np.nan)
