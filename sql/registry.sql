@@ -1,0 +1,1 @@
+../minidr/sql/registry.sql
