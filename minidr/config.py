@@ -41,12 +41,23 @@ class CalibsConfig:
 class IsrConfig:
     overscan_smooth_rows: int = _f(31, "running-median window (rows) smoothing the per-row overscan level")
     saturation_grow: int = _f(1, "pixels by which saturated areas are grown in the mask")
-    cr_sigma: float = _f(5.0, "cosmic-ray detection: Laplacian significance threshold (sigma)")
-    cr_contrast: float = _f(2.0, "cosmic-ray detection: minimum sharpness contrast against the PSF")
+    cr_sigma: float = _f(5.0, "cosmic-ray detection: significance above the local sky (sigma) of a seed pixel")
+    cr_contrast: float = _f(2.0, "cosmic-ray detection: minimum sharpness contrast against the PSF (a seed exceeds the mean of two opposite neighbours by this factor, its square along diagonals; 2 keeps stars of FWHM >= 2 px safe)")
+    cosmic_rays: bool = _f(True, "find, mask (CR, grown by 1 px) and interpolate cosmic rays in science frames")
+    cr_grow_sigma: float = _f(3.0, "cosmic-ray detection: significance (sigma) of pixels next to a hit that extend it")
+    cr_noise: float = _f(1.0, "cosmic-ray detection: noise allowance (sigma) on each side of the sharpness test")
+    cr_iterations: int = _f(4, "cosmic-ray detection: passes that extend hits into their neighbours")
+    interpolate_defects: bool = _f(True, "interpolate BAD, HOT and NO_DATA pixels along rows (sets INTERP)")
 
     def validate(self):
         if self.overscan_smooth_rows < 1:
             raise ConfigError("isr.overscan_smooth_rows must be >= 1")
+        if self.saturation_grow < 0:
+            raise ConfigError("isr.saturation_grow must be >= 0")
+        if self.cr_contrast < 1:
+            raise ConfigError("isr.cr_contrast must be >= 1")
+        if self.cr_sigma <= 0 or self.cr_grow_sigma <= 0:
+            raise ConfigError("isr.cr_sigma and isr.cr_grow_sigma must be > 0")
 
 
 @dataclass(frozen=True)

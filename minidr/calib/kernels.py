@@ -1,0 +1,128 @@
+"""Numba kernels of master-calibration stacking. Pure functions on arrays.
+
+Units are whatever the stacked frames carry (e-, e-/s or unitless); the kernels only clip
+and average along the first axis of a ``(n_frames, ny, nx)`` stack.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minidr._jit import njit, prange
+
+
+@njit
+def _clipped_mean_1d(vals, keep, clip, iterations):
+    """Sigma-clipped mean of ``vals`` (float64, NaN ignored); ``keep`` is scratch (uint8).
+
+    First pass: centre = median, scale = 1.4826 * MAD (the standard deviation if the MAD is
+    0); then up to ``iterations - 1`` passes with the mean and standard deviation of the
+    kept values. Values more than ``clip`` * scale from the centre are dropped (once dropped,
+    always dropped). Returns (mean, number kept).
+    """
+    n = vals.shape[0]
+    m = 0
+    for i in range(n):
+        if math.isfinite(vals[i]):
+            keep[i] = 1
+            m += 1
+        else:
+            keep[i] = 0
+    if m == 0:
+        return np.nan, 0
+    if m < 3:
+        s = 0.0
+        for i in range(n):
+            if keep[i]:
+                s += vals[i]
+        return s / m, m
+    buf = np.empty(m, dtype=np.float64)
+    j = 0
+    for i in range(n):
+        if keep[i]:
+            buf[j] = vals[i]
+            j += 1
+    centre = np.median(buf)
+    for i in range(m):
+        buf[i] = abs(buf[i] - centre)
+    scale = 1.4826 * np.median(buf)
+    if scale <= 0.0:
+        s = 0.0
+        s2 = 0.0
+        for i in range(n):
+            if keep[i]:
+                s += vals[i]
+                s2 += vals[i] * vals[i]
+        mean = s / m
+        scale = math.sqrt(max(s2 / m - mean * mean, 0.0))
+    for it in range(max(iterations, 1)):
+        changed = False
+        if scale > 0.0:
+            for i in range(n):
+                if keep[i] and abs(vals[i] - centre) > clip * scale:
+                    keep[i] = 0
+                    changed = True
+        s = 0.0
+        s2 = 0.0
+        m = 0
+        for i in range(n):
+            if keep[i]:
+                s += vals[i]
+                s2 += vals[i] * vals[i]
+                m += 1
+        if m == 0:
+            return np.nan, 0
+        centre = s / m
+        if m > 1:
+            scale = math.sqrt(max((s2 - m * centre * centre) / (m - 1), 0.0))
+        else:
+            scale = 0.0
+        if it > 0 and not changed:
+            break
+    return centre, m
+
+
+@njit(parallel=True)
+def clipped_mean_stack(stack, clip, iterations):
+    """Per-pixel sigma-clipped mean along axis 0 of a float32 ``(n, ny, nx)`` stack.
+
+    Returns ``(mean float32 (ny, nx), n_kept int16 (ny, nx))``; NaN where no value is left.
+    """
+    n, ny, nx = stack.shape
+    out = np.empty((ny, nx), dtype=np.float32)
+    nkept = np.empty((ny, nx), dtype=np.int16)
+    for y in prange(ny):
+        vals = np.empty(n, dtype=np.float64)
+        keep = np.empty(n, dtype=np.uint8)
+        for x in range(nx):
+            for i in range(n):
+                vals[i] = stack[i, y, x]
+            mean, m = _clipped_mean_1d(vals, keep, clip, iterations)
+            out[y, x] = mean
+            nkept[y, x] = m
+    return out, nkept
+
+
+@njit
+def clipped_stats(values, clip, iterations):
+    """Sigma-clipped (mean, median, std) of a 1-d float array (NaN ignored), by the same rule
+    as the stack: median/MAD first, then mean/std of the kept values."""
+    v = values.ravel().astype(np.float64)
+    keep = np.empty(v.shape[0], dtype=np.uint8)
+    mean, m = _clipped_mean_1d(v, keep, clip, iterations)
+    if m == 0:
+        return np.nan, np.nan, np.nan
+    buf = np.empty(m, dtype=np.float64)
+    j = 0
+    for i in range(v.shape[0]):
+        if keep[i]:
+            buf[j] = v[i]
+            j += 1
+    med = np.median(buf)
+    s2 = 0.0
+    for i in range(m):
+        s2 += (buf[i] - mean) ** 2
+    std = math.sqrt(s2 / max(m - 1, 1))
+    return mean, med, std
