@@ -279,3 +279,180 @@ def write_hats_catalog(
         str(p.relative_to(directory)).replace(os.sep, "/") for p in directory.rglob("*") if p.is_file()
     )
     return CatalogInfo(name=name, n_rows=table.num_rows, partitions=partitions, files=files)
+
+
+# --------------------------------------------------------------------------- releases
+
+FLAT_SORT = {"Visit": ("visit",), "CcdVisit": ("ccdVisitId",)}
+CATALOG_SORT = {"Object": ("objectId",), "Source": ("sourceId",), "ForcedSource": ("forcedSourceId",)}
+
+
+def _object_bands(table: pa.Table) -> list[str]:
+    suffix = "_psfFluxMean"
+    return [c[: -len(suffix)] for c in table.column_names if c.endswith(suffix)]
+
+
+def _conform_known(name: str, table: pa.Table) -> pa.Table:
+    """Release tables with a known schema are reduced to it (units, descriptions, order)."""
+    from .schema import TABLES, conform, schema_for
+
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if name not in TABLES:
+        return table
+    bands = _object_bands(table) if name == "Object" else None
+    try:
+        return conform(table, schema_for(name, bands))
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
+def _forced_positions(forced: pa.Table, obj: pa.Table, ra: str, dec: str) -> pa.Table:
+    """ForcedSource rows given the position of their Object (``coord_ra``/``coord_dec``)."""
+    oid = obj["objectId"].to_numpy()
+    order = np.argsort(oid, kind="stable")
+    sorted_ids = oid[order]
+    want = forced["objectId"].to_numpy()
+    pos = np.searchsorted(sorted_ids, want)
+    pos = np.clip(pos, 0, max(len(sorted_ids) - 1, 0))
+    if len(want) and (len(sorted_ids) == 0 or np.any(sorted_ids[pos] != want)):
+        raise InputError("ForcedSource rows whose objectId is not in Object", keyword="objectId")
+    rows = order[pos]
+    forced = forced.drop_columns([c for c in ("coord_ra", "coord_dec") if c in forced.column_names])
+    forced = forced.append_column("coord_ra", pa.array(obj[ra].to_numpy()[rows], type=pa.float64()))
+    return forced.append_column("coord_dec", pa.array(obj[dec].to_numpy()[rows], type=pa.float64()))
+
+
+def _write_flat(table: pa.Table, path: Path, sort_columns: tuple[str, ...], row_group_rows: int, compression: str):
+    """One plain Parquet file, rows in a deterministic order (``sort_columns``, then all columns)."""
+    keys = [c for c in sort_columns if c in table.column_names]
+    keys += [c for c in table.column_names if c not in keys and _sortable(table.schema.field(c).type)]
+    if keys and table.num_rows > 1:
+        table = table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in keys]))
+    table = _clean_schema(table).combine_chunks()
+    options = _write_options(table.schema, row_group_rows, compression)
+    options.pop("sorting_columns")
+    pq.write_table(table, path, **options)
+
+
+def _file_entries(root: Path) -> list[dict]:
+    from .._io import sha256_file
+
+    out = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            rel = str(p.relative_to(root)).replace(os.sep, "/")
+            out.append({"path": rel, "sha256": sha256_file(p), "size": p.stat().st_size})
+    return sorted(out, key=lambda e: e["path"])
+
+
+def _freeze(root: Path) -> None:
+    """Make every file of a finished release read-only (directories stay writable)."""
+    for p in root.rglob("*"):
+        if p.is_file():
+            p.chmod(0o444)
+
+
+def _remove_stale_staging(parent: Path, name: str) -> None:
+    """Remove ``.NAME.staging-PID`` directories left by processes that no longer run."""
+    for p in parent.glob(f".{name}.staging-*"):
+        try:
+            pid = int(p.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        alive = True
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+        else:
+            alive = False
+        if not alive:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def write_release(
+    final_dir: Path,
+    *,
+    catalogs: dict[str, tuple[pa.Table, str, str]],
+    tables: dict[str, pa.Table],
+    manifest: dict,
+    partition_rows: int,
+    row_group_rows: int = 20000,
+    compression: str = "zstd",
+    jobs: int | None = None,
+) -> Path:
+    """Publish an immutable release in ``final_dir`` and return that path.
+
+    ``catalogs`` maps a table name to ``(table, ra_column, dec_column)``: each becomes a
+    HATS catalog ``final_dir/NAME/``. ``tables`` maps a name to a flat table written as
+    ``final_dir/NAME.parquet``. Object, Source, ForcedSource, Visit and CcdVisit are first
+    reduced to their published schema (:mod:`minidr.release.schema`); a ForcedSource
+    without ``coord_ra``/``coord_dec`` takes them from Object through ``objectId``.
+    Everything is written in a staging directory beside ``final_dir`` and renamed into
+    place only when complete, ``manifest.json`` last: ``manifest`` plus ``name``,
+    ``created`` (UTC ISO time) and ``outputs`` (every file's path, sha256, size; rows per
+    table). An existing ``final_dir`` raises :class:`ReleaseError`.
+    """
+    final_dir = Path(final_dir)
+    name = final_dir.name
+    if final_dir.exists():
+        raise ReleaseError(f"release {name} already exists at {final_dir}; releases are immutable, choose another name")
+    for tname in list(catalogs) + list(tables):
+        if not tname or "/" in tname or tname.startswith(".") or tname == "manifest":
+            raise InputError(f"bad table name {tname!r}")
+    if set(catalogs) & set(tables):
+        raise InputError(f"table(s) {sorted(set(catalogs) & set(tables))} given both as catalog and flat table")
+    parent = final_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(parent, name)
+    staging = parent / f".{name}.staging-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        table_info: dict[str, dict] = {}
+        conformed = {k: (_conform_known(k, t) if k != "ForcedSource" else t, ra, dec)
+                     for k, (t, ra, dec) in catalogs.items()}
+        if "ForcedSource" in conformed:
+            fs, ra, dec = conformed["ForcedSource"]
+            if isinstance(fs, pa.RecordBatch):
+                fs = pa.Table.from_batches([fs])
+            if (ra not in fs.column_names or dec not in fs.column_names) and "Object" in conformed:
+                obj, ora, odec = conformed["Object"]
+                fs = _forced_positions(fs, obj, ora, odec)
+                ra, dec = "coord_ra", "coord_dec"
+            conformed["ForcedSource"] = (_conform_known("ForcedSource", fs), ra, dec)
+        for cname in sorted(conformed):
+            table, ra, dec = conformed[cname]
+            info = write_hats_catalog(
+                table, staging / cname, name=cname, ra_column=ra, dec_column=dec,
+                partition_rows=partition_rows, row_group_rows=row_group_rows, compression=compression,
+                sort_columns=tuple(c for c in CATALOG_SORT.get(cname, ()) if c in table.column_names),
+                jobs=jobs,
+            )
+            table_info[cname] = {
+                "format": "hats", "path": cname, "rows": info.n_rows,
+                "partitions": len(info.partitions), "max_order": info.max_order,
+            }
+        for tname in sorted(tables):
+            table = _conform_known(tname, tables[tname])
+            _write_flat(table, staging / f"{tname}.parquet", FLAT_SORT.get(tname, ()), row_group_rows, compression)
+            table_info[tname] = {"format": "parquet", "path": f"{tname}.parquet", "rows": table.num_rows}
+
+        doc = dict(manifest)
+        doc["name"] = name
+        doc["created"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        doc["outputs"] = {"files": _file_entries(staging), "tables": table_info}
+        (staging / "manifest.json").write_text(json.dumps(doc, sort_keys=True, indent=1, default=str) + "\n")
+        _freeze(staging)
+        if final_dir.exists():
+            raise ReleaseError(f"release {name} already exists at {final_dir}; releases are immutable, choose another name")
+        os.rename(staging, final_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final_dir

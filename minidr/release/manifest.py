@@ -1,0 +1,85 @@
+"""Reading and checking published releases: ``manifest.json``, verification, listing.
+
+``manifest.json`` (written last by :func:`minidr.release.writer.write_release`) holds the
+caller's provenance (software version, config and its hash, inputs with checksums), the
+release ``name``, its ``created`` time (UTC, ISO 8601) and ``outputs``: ``files`` (every
+file but the manifest: ``path`` relative to the release, ``sha256``, ``size`` in bytes) and
+``tables`` (per table: ``format``, ``path``, ``rows``, and for HATS catalogs
+``partitions`` and ``max_order``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .._io import sha256_file
+from ..errors import ReleaseError
+
+MANIFEST = "manifest.json"
+
+
+def load_manifest(release_dir: Path) -> dict:
+    """The parsed ``manifest.json`` of a release; :class:`ReleaseError` if absent or unreadable."""
+    path = Path(release_dir) / MANIFEST
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReleaseError(f"{path}: no manifest (not a published release)") from None
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(f"{path}: unreadable manifest: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("outputs"), dict):
+        raise ReleaseError(f"{path}: manifest has no 'outputs' section")
+    return doc
+
+
+def verify_release(release_dir: Path) -> list[str]:
+    """Re-check every file of a release against its manifest.
+
+    Returns one message per changed, missing or unexpected file (sorted by path); an empty
+    list means the release is exactly as published.
+    """
+    release_dir = Path(release_dir)
+    doc = load_manifest(release_dir)
+    expected = {e["path"]: e for e in doc["outputs"].get("files", [])}
+    problems: list[tuple[str, str]] = []
+    for rel, entry in expected.items():
+        path = release_dir / rel
+        if not path.is_file():
+            problems.append((rel, f"missing file {rel}"))
+            continue
+        size = path.stat().st_size
+        if size != entry.get("size"):
+            problems.append((rel, f"changed file {rel}: {size} bytes, manifest says {entry.get('size')}"))
+            continue
+        digest = sha256_file(path)
+        if digest != entry.get("sha256"):
+            problems.append((rel, f"changed file {rel}: sha256 {digest[:12]}..., manifest says {str(entry.get('sha256'))[:12]}..."))
+    for path in release_dir.rglob("*"):
+        if path.is_file() or path.is_symlink():
+            rel = str(path.relative_to(release_dir)).replace(os.sep, "/")
+            if rel != MANIFEST and rel not in expected:
+                problems.append((rel, f"unexpected file {rel}"))
+    return [msg for _, msg in sorted(problems)]
+
+
+def list_releases(releases_dir: Path) -> list[str]:
+    """Names of the published releases under ``releases_dir``, oldest first.
+
+    A release is a directory holding ``manifest.json``; staging directories (names starting
+    with ``.``) are ignored. Ordered by the manifest's ``created`` time, then name.
+    """
+    releases_dir = Path(releases_dir)
+    if not releases_dir.is_dir():
+        return []
+    found = []
+    for d in releases_dir.iterdir():
+        if d.name.startswith(".") or not d.is_dir() or not (d / MANIFEST).is_file():
+            continue
+        try:
+            created = str(load_manifest(d).get("created", ""))
+        except ReleaseError:
+            continue
+        found.append((created, d.name))
+    return [n for _, n in sorted(found)]
