@@ -1,0 +1,522 @@
+"""The only orchestrator: read through the repository, call each stage's pure ``run``,
+write through the repository. Every stage is resumable (outputs are written to a temporary
+name and renamed; a stage skips the units whose outputs exist) and deterministic (the
+same inputs and config give the same bytes whatever ``jobs`` is).
+
+Stages: :func:`make_calibs` -> :func:`process` -> :func:`associate` -> :func:`publish`;
+:func:`run` chains them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from ._io import atomic_path, sha256_file
+from .config import Config, from_dict
+from .errors import InputError, MinidrError, ReleaseError, RepoError
+from .products import RawInfo, ccd_visit_id
+from .repo import layout
+
+BAND_ORDER = "ugrizy"
+FORCED_ID_FACTOR = 10_000_000
+"""``forcedSourceId = ccdVisitId * 10**7 + n``, n the row of the object in the frame's forced list."""
+
+
+@dataclass
+class StageReport:
+    """What one stage did: units done now, skipped (already done), failed (with messages)."""
+
+    stage: str
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        text = f"{self.stage}: {self.done} done, {self.skipped} already done, {len(self.failed)} failed ({self.seconds:.1f} s)"
+        return text
+
+
+@contextlib.contextmanager
+def _no_progress(total: int, label: str, quiet: bool = False):
+    yield lambda n=1: None
+
+
+def _band_key(band: str):
+    return (BAND_ORDER.index(band) if band in BAND_ORDER else len(BAND_ORDER), band)
+
+
+# --- executors ------------------------------------------------------------------------------
+
+
+def _init_worker(threads: int) -> None:
+    from ._jit import set_threads
+
+    set_threads(threads)
+
+
+class _InlineExecutor:
+    """Runs tasks in this process, one after the other (jobs=1)."""
+
+    def submit(self, fn, *args):
+        fut = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+            fut.set_exception(exc)
+        return fut
+
+    def shutdown(self, cancel_futures=False):
+        pass
+
+
+@contextlib.contextmanager
+def make_executor(jobs: int = 1, executor: str = "local"):
+    """A concurrent.futures-style executor: inline (jobs=1), a process pool, or Dask.
+
+    ``executor`` is ``local`` or ``dask://HOST:PORT`` (a running ``distributed`` scheduler).
+    Yields ``(submit, as_completed)``.
+    """
+    if executor.startswith("dask://") or executor.startswith("tcp://"):
+        try:
+            from distributed import Client
+            from distributed import as_completed as dask_as_completed
+        except ImportError:  # pragma: no cover
+            raise MinidrError("the dask executor needs the 'distributed' package") from None
+        address = "tcp://" + executor.split("://", 1)[1]
+        try:
+            client = Client(address, timeout=10)
+        except OSError as exc:
+            raise MinidrError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        try:
+            yield client.submit, dask_as_completed
+        finally:
+            client.close()
+        return
+    if executor != "local":
+        raise MinidrError(f"unknown executor {executor!r}: use 'local' or 'dask://HOST:PORT'")
+    if jobs <= 1:
+        yield _InlineExecutor().submit, as_completed
+        return
+    import multiprocessing as mp
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                               initializer=_init_worker, initargs=(1,))
+    try:
+        yield pool.submit, as_completed
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    else:
+        pool.shutdown()
+
+
+# --- calibrations ---------------------------------------------------------------------------
+
+
+def make_calibs(repo, progress=_no_progress, quiet: bool = False) -> StageReport:
+    """Build the master bias, dark (per detector) and flat (per detector and band)."""
+    from .calib import master_bias, master_dark, master_flat
+    from .raw.reader import read_raw
+    from .repo.store import read_master, write_master
+
+    t0 = time.perf_counter()
+    cfg = repo.config
+    reg = repo.registry
+    report = StageReport("calibs")
+    raws = reg.raws()
+    detectors = sorted({r.detector for r in raws if r.imagetyp == "science"} | {r.detector for r in raws if r.imagetyp != "science"})
+    bands = sorted({r.band for r in raws if r.imagetyp in ("science", "flat") and r.band}, key=_band_key)
+    todo = []
+    for det in detectors:
+        todo.append(("bias", det, None))
+        todo.append(("dark", det, None))
+        for band in bands:
+            todo.append(("flat", det, band))
+    with progress(len(todo), "calibs", quiet) as advance:
+        for kind, det, band in todo:
+            path = layout.calib_path(repo.path, kind, det, band)
+            inputs = [r for r in raws if r.imagetyp == kind and r.detector == det and (kind != "flat" or r.band == band)]
+            if path.exists():
+                report.skipped += 1
+                advance()
+                continue
+            if not inputs:
+                if kind != "dark":  # darks are optional
+                    report.failed.append((f"{kind} det{det}" + (f" {band}" if band else ""), f"no raw {kind} frames ingested"))
+                advance()
+                continue
+            try:
+                frames = [read_raw(r.path) for r in inputs]
+                if kind == "bias":
+                    master = master_bias(frames, cfg)
+                elif kind == "dark":
+                    master = master_dark(frames, read_master(layout.calib_path(repo.path, "bias", det)), cfg)
+                else:
+                    bias = read_master(layout.calib_path(repo.path, "bias", det))
+                    dpath = layout.calib_path(repo.path, "dark", det)
+                    dark = read_master(dpath) if dpath.exists() else None
+                    master = master_flat(frames, bias, dark, cfg)
+            except (MinidrError, FileNotFoundError) as exc:
+                report.failed.append((f"{kind} det{det}" + (f" {band}" if band else ""), str(exc)))
+                advance()
+                continue
+            write_master(path, master)
+            reg.record_calib(kind, det, band, str(path), [r.path for r in inputs])
+            report.done += 1
+            advance()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# --- single-frame processing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """Everything a worker needs to process one frame (picklable)."""
+
+    repo: str
+    info: RawInfo
+    config: dict
+
+
+@lru_cache(maxsize=4)
+def _load_refcat(path: str, mtime: float) -> pa.Table:
+    return pq.read_table(path)
+
+
+def _frame_outputs_done(repo: Path, visit: int, detector: int) -> bool:
+    return layout.ccdvisit_path(repo, visit, detector).exists()
+
+
+def process_frame(task: FrameTask) -> dict:
+    """Process one frame and write its outputs; return a small summary (runs in workers).
+
+    Never raises for a problem of this frame: the failure is written to ``failed.json``
+    and returned, so the run goes on with the other frames.
+    """
+    from .process import run as process_run
+    from .raw.reader import read_raw
+    from .repo.store import read_master, write_calexp
+
+    repo = Path(task.repo)
+    info = task.info
+    cfg = from_dict(task.config)
+    fdir = layout.frame_dir(repo, info.visit, info.detector)
+    fdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        bias_p = layout.calib_path(repo, "bias", info.detector)
+        flat_p = layout.calib_path(repo, "flat", info.detector, info.band)
+        dark_p = layout.calib_path(repo, "dark", info.detector)
+        for p, what in ((bias_p, "master bias"), (flat_p, f"master flat for band {info.band}")):
+            if not p.exists():
+                raise InputError(f"no {what} for detector {info.detector} (run 'minidr calibs')", path=info.path)
+        refcat_p = layout.refcat_path(repo)
+        if not refcat_p.exists():
+            raise InputError("no reference catalog ingested (use 'minidr ingest --refcat FILE')")
+        raw = read_raw(info.path)
+        result = process_run(
+            raw, read_master(bias_p), read_master(dark_p) if dark_p.exists() else None, read_master(flat_p),
+            _load_refcat(str(refcat_p), refcat_p.stat().st_mtime), cfg,
+        )
+    except Exception as exc:  # noqa: BLE001 - one frame's failure must not stop the run
+        message = f"visit {info.visit} detector {info.detector}: {exc}"
+        meta = getattr(exc, "metadata", {})
+        with atomic_path(layout.failed_path(repo, info.visit, info.detector)) as tmp:
+            tmp.write_text(json.dumps({"message": message, "error": type(exc).__name__,
+                                       "metadata": {k: _jsonable(v) for k, v in meta.items()}}, indent=1))
+        return {"visit": info.visit, "detector": info.detector, "status": "failed", "message": message, "n_sources": 0}
+    layout.failed_path(repo, info.visit, info.detector).unlink(missing_ok=True)
+    with atomic_path(layout.calexp_path(repo, info.visit, info.detector)) as tmp:
+        write_calexp(tmp, result.exposure, {"psf": result.psf})
+    with atomic_path(layout.sources_path(repo, info.visit, info.detector)) as tmp:
+        pq.write_table(result.sources, tmp, compression="zstd")
+    timings = {k: round(v, 4) for k, v in result.timings.items()}
+    with atomic_path(layout.frame_log_path(repo, info.visit, info.detector)) as tmp:
+        tmp.write_text(json.dumps({"timings": timings, "ccdvisit": result.ccdvisit}, indent=1, default=str))
+    with atomic_path(layout.ccdvisit_path(repo, info.visit, info.detector)) as tmp:  # the "done" marker, last
+        tmp.write_text(json.dumps(result.ccdvisit, indent=1, sort_keys=True))
+    return {"visit": info.visit, "detector": info.detector, "status": "done", "message": "",
+            "n_sources": result.sources.num_rows, "seconds": time.perf_counter() - t0, "timings": timings}
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (int, float, str, bool)) or v is None:
+        return v
+    return str(v)
+
+
+def process(repo, jobs: int = 1, executor: str = "local", progress=_no_progress, quiet: bool = False) -> StageReport:
+    """Process every ingested science frame not processed yet (resumable)."""
+    t0 = time.perf_counter()
+    report = StageReport("process")
+    science = repo.registry.raws(imagetyp="science")
+    todo = []
+    for info in science:
+        if _frame_outputs_done(repo.path, info.visit, info.detector):
+            report.skipped += 1
+        elif layout.failed_path(repo.path, info.visit, info.detector).exists():
+            msg = json.loads(layout.failed_path(repo.path, info.visit, info.detector).read_text())["message"]
+            report.failed.append((f"visit {info.visit} detector {info.detector}", msg + " (earlier run)"))
+        else:
+            todo.append(info)
+    cfg_dict = repo.config.to_dict()
+    rows = []
+    timings: dict[str, float] = {}
+    with progress(len(todo), "process", quiet) as advance, make_executor(jobs, executor) as (submit, completed):
+        futures = [submit(process_frame, FrameTask(str(repo.path), info, cfg_dict)) for info in todo]
+        for fut in completed(futures):
+            res = fut.result()
+            rows.append({k: res[k] for k in ("visit", "detector", "status", "message", "n_sources")})
+            if res["status"] == "done":
+                report.done += 1
+                for k, v in res.get("timings", {}).items():
+                    timings[k] = timings.get(k, 0.0) + v
+            else:
+                report.failed.append((f"visit {res['visit']} detector {res['detector']}", res["message"]))
+            advance()
+    if rows:
+        repo.registry.record_frames(sorted(rows, key=lambda r: (r["visit"], r["detector"])))
+    report.seconds = time.perf_counter() - t0
+    report.details["timings"] = timings
+    return report
+
+
+# --- association and forced photometry ------------------------------------------------------
+
+
+def done_frames(repo_path: Path) -> list[dict]:
+    """CcdVisit rows of every successfully processed frame, sorted by (visit, detector)."""
+    rows = []
+    base = Path(repo_path) / "processed"
+    for p in sorted(base.glob("*/det*/ccdvisit.json")):
+        rows.append(json.loads(p.read_text()))
+    rows.sort(key=lambda r: (r["visit"], r["detector"]))
+    return rows
+
+
+def _inputs_fingerprint(frames: list[dict], cfg: Config) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(cfg.hash().encode())
+    for r in frames:
+        h.update(f"{r['ccdVisitId']}:{r['nSources']}:{r['zeroPoint']!r};".encode())
+    return h.hexdigest()
+
+
+def forced_frame(repo: str, ccdvisit: dict, object_ids, object_ra, object_dec) -> pa.Table:
+    """Forced PSF photometry of the given Objects on one calibrated frame (runs in workers)."""
+    from .associate.forced import measure_frame
+    from .image.psf import PsfModel
+    from .repo.store import read_calexp
+    from .units import inst_to_njy_scale
+
+    exp = read_calexp(layout.calexp_path(Path(repo), ccdvisit["visit"], ccdvisit["detector"]))
+    psf = PsfModel.from_dict(exp.metadata["psf"])
+    res = measure_frame(exp.image, exp.variance, exp.mask, exp.wcs, psf, object_ids, object_ra, object_dec)
+    order = np.argsort(res["objectId"], kind="stable")
+    n = len(order)
+    scale = inst_to_njy_scale(ccdvisit["zeroPoint"])
+    cvid = int(ccdvisit["ccdVisitId"])
+    return pa.table({
+        "forcedSourceId": np.int64(cvid) * FORCED_ID_FACTOR + np.arange(n, dtype=np.int64),
+        "objectId": np.asarray(res["objectId"], dtype=np.int64)[order],
+        "ccdVisitId": np.full(n, cvid, dtype=np.int64),
+        "visit": np.full(n, ccdvisit["visit"], dtype=np.int64),
+        "detector": np.full(n, ccdvisit["detector"], dtype=np.int32),
+        "band": pa.array([ccdvisit["band"]] * n, type=pa.string()),
+        "midpointMjdTai": np.full(n, ccdvisit["midpointMjdTai"]),
+        "psfFlux": np.asarray(res["psfFlux"], dtype=np.float64)[order] * scale,
+        "psfFluxErr": np.asarray(res["psfFluxErr"], dtype=np.float64)[order] * scale,
+        "flags": np.asarray(res["flags"], dtype=np.int32)[order],
+    })
+
+
+def associate(repo, jobs: int = 1, executor: str = "local", progress=_no_progress, quiet: bool = False) -> StageReport:
+    """Associate all Sources into Objects and run forced photometry (redone when inputs change)."""
+    from .associate import associate as associate_sources
+
+    t0 = time.perf_counter()
+    report = StageReport("associate")
+    cfg = repo.config
+    frames = done_frames(repo.path)
+    if not frames:
+        raise RepoError(f"{repo.path}: no processed frames to associate (run 'minidr process')")
+    fingerprint = _inputs_fingerprint(frames, cfg)
+    marker = layout.associated_dir(repo.path) / "inputs.json"
+    if marker.exists() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+        report.skipped = len(frames)
+        report.seconds = time.perf_counter() - t0
+        return report
+    sources = pa.concat_tables([pq.read_table(layout.sources_path(repo.path, r["visit"], r["detector"])) for r in frames])
+    bands = sorted({r["band"] for r in frames}, key=_band_key)
+    result = associate_sources(sources, bands, cfg.association)
+    sources = sources.append_column("objectId", pa.array(result.object_ids, type=pa.int64()))
+    objects = result.objects
+    obj_ids = objects.column("objectId").to_numpy()
+    obj_ra = objects.column("coord_ra").to_numpy()
+    obj_dec = objects.column("coord_dec").to_numpy()
+
+    forced_parts: dict[int, pa.Table] = {}
+    with progress(len(frames), "forced photometry", quiet) as advance, make_executor(jobs, executor) as (submit, completed):
+        futs = {submit(forced_frame, str(repo.path), r, obj_ids, obj_ra, obj_dec): r["ccdVisitId"] for r in frames}
+        for fut in completed(list(futs)):
+            forced_parts[futs[fut]] = fut.result()
+            advance()
+    forced = pa.concat_tables([forced_parts[k] for k in sorted(forced_parts)])
+
+    for name, table in (("Source", sources), ("Object", objects), ("ForcedSource", forced)):
+        with atomic_path(layout.associated_path(repo.path, name)) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+    with atomic_path(marker) as tmp:
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "bands": bands,
+                                   "frames": [r["ccdVisitId"] for r in frames]}, indent=1))
+    report.done = len(frames)
+    report.details = {"objects": objects.num_rows, "sources": sources.num_rows, "forced": forced.num_rows}
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# --- publishing -----------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_release_name(repo, name: str) -> Path:
+    """The final directory of release ``name``; refuses bad or already used names."""
+    if not _NAME.match(name):
+        raise ReleaseError(f"bad release name {name!r}: use letters, digits, '_', '.', '-'")
+    final = layout.release_dir(repo.path, name)
+    if final.exists():
+        raise ReleaseError(f"release {name} already exists in {repo.path}; releases are immutable, choose a new name")
+    return final
+
+
+def visit_table(ccdvisits: pa.Table) -> pa.Table:
+    """One row per visit: pointing, band, times and per-visit medians of the CcdVisit rows."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("cv", ccdvisits)
+    return con.sql("""
+        SELECT visit, any_value(band) AS band,
+               any_value(pointingRa) AS ra, any_value(pointingDec) AS dec,
+               min(obsStartMjd) AS obsStartMjd, min(midpointMjdTai) AS midpointMjdTai,
+               any_value(expTime) AS expTime, median(seeing) AS seeing, median(skyBg) AS skyBg,
+               median(skyNoise) AS skyNoise, median(zeroPoint) AS zeroPoint, median(astromRms) AS astromRms,
+               count(*)::INTEGER AS nDetectors, sum(nSources)::BIGINT AS nSources
+        FROM cv GROUP BY visit ORDER BY visit""").arrow().read_all()
+
+
+def publish(repo, name: str, progress=_no_progress, quiet: bool = False) -> StageReport:
+    """Publish the associated tables as the immutable release ``name``."""
+    from .release import schema as rschema
+    from .release.writer import write_release
+
+    t0 = time.perf_counter()
+    final = check_release_name(repo, name)
+    marker = layout.associated_dir(repo.path) / "inputs.json"
+    if not marker.exists():
+        raise RepoError(f"{repo.path}: nothing associated yet (run 'minidr associate')")
+    assoc = json.loads(marker.read_text())
+    frames = [f for f in done_frames(repo.path) if f["ccdVisitId"] in set(assoc["frames"])]
+    if _inputs_fingerprint(frames, repo.config) != assoc["fingerprint"] or len(frames) != len(assoc["frames"]):
+        raise RepoError(f"{repo.path}: processed frames changed since association (run 'minidr associate' again)")
+    bands = assoc["bands"]
+    cfg = repo.config
+    objects = rschema.conform(pq.read_table(layout.associated_path(repo.path, "Object")), rschema.object_schema(bands))
+    sources = rschema.conform(pq.read_table(layout.associated_path(repo.path, "Source")), rschema.SOURCE_SCHEMA)
+    forced = rschema.conform(_with_object_positions(pq.read_table(layout.associated_path(repo.path, "ForcedSource")), objects),
+                             rschema.FORCED_SOURCE_SCHEMA)
+    cv = pa.Table.from_pylist(frames)
+    ccdvisit = rschema.conform(cv, rschema.CCD_VISIT_SCHEMA)
+    visits = rschema.conform(visit_table(cv), rschema.VISIT_SCHEMA)
+
+    reg = repo.registry
+    used = {f["rawPath"] for f in frames}
+    inputs = [{"path": os.path.relpath(r["path"], repo.path) if str(r["path"]).startswith(str(repo.path)) else r["path"],
+               "sha256": r["sha256"], "imagetyp": r["imagetyp"]}
+              for r in reg.raw_paths() if r["imagetyp"] != "science" or r["path"] in used]
+    refcat_p = layout.refcat_path(repo.path)
+    if refcat_p.exists():
+        inputs.append({"path": "refcat/refcat.parquet", "sha256": sha256_file(refcat_p), "imagetyp": "refcat"})
+    manifest = {
+        "name": name,
+        "software": {"name": "minidr", "version": __version__},
+        "config": cfg.to_dict(),
+        "config_hash": cfg.hash(),
+        "bands": bands,
+        "inputs": sorted(inputs, key=lambda d: d["path"]),
+    }
+    with progress(1, f"release {name}", quiet) as advance:
+        write_release(
+            final,
+            catalogs={"Object": (objects, "coord_ra", "coord_dec"),
+                      "Source": (sources, "ra", "dec"),
+                      "ForcedSource": (forced, "coord_ra", "coord_dec")},
+            tables={"Visit": visits, "CcdVisit": ccdvisit},
+            manifest=manifest,
+            partition_rows=cfg.release.partition_rows,
+            row_group_rows=cfg.release.row_group_rows,
+            compression=cfg.release.compression,
+        )
+        advance()
+    reg.record_release(name, str(final), objects.num_rows, sources.num_rows)
+    report = StageReport("release", done=1, seconds=time.perf_counter() - t0)
+    report.details = {"objects": objects.num_rows, "sources": sources.num_rows, "forced": forced.num_rows,
+                      "path": str(final)}
+    return report
+
+
+def _with_object_positions(forced: pa.Table, objects: pa.Table) -> pa.Table:
+    """ForcedSource has no position of its own: partition it by its Object's position."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("f", forced)
+    con.register("o", objects.select(["objectId", "coord_ra", "coord_dec"]))
+    cols = ", ".join(f'f."{c}"' for c in forced.column_names)
+    return con.sql(f"SELECT {cols}, o.coord_ra, o.coord_dec FROM f JOIN o USING (objectId) "
+                   "ORDER BY f.forcedSourceId").arrow().read_all()
+
+
+def run(repo, name: str, jobs: int = 1, executor: str = "local", progress=_no_progress,
+        quiet: bool = False, echo=lambda s: None) -> list[StageReport]:
+    """calibs + process + associate + release, each resumable; returns the stage reports."""
+    check_release_name(repo, name)
+    reports = []
+    for stage in (
+        lambda: make_calibs(repo, progress, quiet),
+        lambda: process(repo, jobs, executor, progress, quiet),
+        lambda: associate(repo, jobs, executor, progress, quiet),
+        lambda: publish(repo, name, progress, quiet),
+    ):
+        rep = stage()
+        reports.append(rep)
+        echo(rep.summary())
+    return reports
+
+
+__all__ = ["make_calibs", "process", "associate", "publish", "run", "StageReport", "make_executor",
+           "done_frames", "ccd_visit_id"]

@@ -1,0 +1,143 @@
+"""Single-visit processing of one (visit, detector): ISR -> characterisation -> calibration.
+
+``run()`` is pure: arrays and tables in, a :class:`FrameResult` out. Reading raws and
+calibrations and writing outputs is :mod:`minidr.pipeline`'s job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from .calibrate import astrometry, photometry
+from .calibrate import refcat as refcat_mod
+from .config import Config
+from .errors import AlgorithmError
+from .image.characterize import characterize
+from .isr import run as isr_run
+from .products import SourceFlag, ccd_visit_id, source_id
+from .units import ARCSEC_PER_DEG, inst_to_njy_scale
+
+BAD_FOR_CALIBRATION = SourceFlag.SATURATED | SourceFlag.EDGE | SourceFlag.BAD | SourceFlag.CR | SourceFlag.BLENDED
+
+
+@dataclass
+class FrameResult:
+    """Everything single-visit processing produces for one frame."""
+
+    exposure: object            #: minidr.products.Exposure, background-subtracted, fitted WCS
+    sources: pa.Table           #: Source rows (no objectId yet)
+    ccdvisit: dict              #: the CcdVisit row
+    psf: dict                   #: PsfModel.to_dict()
+    timings: dict = field(default_factory=dict)  #: seconds per step
+
+
+def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config) -> FrameResult:
+    """Process one raw science frame into calibrated Sources and a CcdVisit row.
+
+    Raises :class:`~minidr.errors.AlgorithmError` (with numbers) when the frame cannot be
+    calibrated: the pipeline records it and carries on with the other frames.
+    """
+    info = raw.info
+    t = {}
+    t0 = time.perf_counter()
+    exp = isr_run(raw, bias, dark, flat, cfg)
+    t["isr"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    char = characterize(exp.image, exp.variance, exp.mask, cfg)
+    t["characterize"] = time.perf_counter() - t0
+    src = char.sources
+    if len(src) == 0:
+        raise AlgorithmError(f"no sources detected on visit {info.visit} detector {info.detector}", n_sources=0)
+
+    t0 = time.perf_counter()
+    if exp.wcs is None:
+        raise AlgorithmError(f"visit {info.visit} detector {info.detector}: no header WCS to start astrometry from")
+    refs = refcat_mod.select(refcat, exp.wcs, info.shape, info.band, cfg.refcat)
+    usable = (src["flags"] & int(BAD_FOR_CALIBRATION)) == 0
+    idx = np.flatnonzero(usable)
+    ast = astrometry.fit_wcs(
+        src["x"][idx], src["y"][idx], src["psfFlux"][idx], exp.wcs, info.shape,
+        refs.ra, refs.dec, refs.mag, cfg.astrometry, xerr=src["xErr"][idx], yerr=src["yErr"][idx],
+    )
+    matched_src = idx[ast.src_index]
+    t["astrometry"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    phot = photometry.zero_point(
+        src["psfFlux"][matched_src], src["psfFluxErr"][matched_src], refs.mag[ast.ref_index],
+        cfg.photometry, flags=src["flags"][matched_src],
+    )
+    t["photometry"] = time.perf_counter() - t0
+
+    ra, dec = astrometry.pixel_to_sky(ast.wcs, src["x"], src["y"])
+    ra_err, dec_err = astrometry.radec_errors(ast.wcs, src["x"], src["y"], src["xErr"], src["yErr"])
+    scale = inst_to_njy_scale(phot.zero_point)
+    cvid = int(ccd_visit_id(info.visit, info.detector))
+    n = len(src)
+    mjd = info.midpoint_mjd
+    pixscale = _pixel_scale_arcsec(ast.wcs)
+
+    sources = pa.table({
+        "sourceId": source_id(cvid, np.arange(n)),
+        "ccdVisitId": np.full(n, cvid, dtype=np.int64),
+        "visit": np.full(n, info.visit, dtype=np.int64),
+        "detector": np.full(n, info.detector, dtype=np.int32),
+        "band": pa.array([info.band] * n, type=pa.string()),
+        "midpointMjdTai": np.full(n, mjd),
+        "ra": ra, "dec": dec, "raErr": ra_err, "decErr": dec_err,
+        "x": src["x"], "y": src["y"], "xErr": src["xErr"], "yErr": src["yErr"],
+        "psfFlux": src["psfFlux"] * scale, "psfFluxErr": src["psfFluxErr"] * scale,
+        "apFlux": src["apFlux"] * scale, "apFluxErr": src["apFluxErr"] * scale,
+        "ixx": src["ixx"], "iyy": src["iyy"], "ixy": src["ixy"],
+        "sky": src["sky"] * scale,
+        "extendedness": src["extendedness"], "snr": src["snr"],
+        "flags": src["flags"].astype(np.int32),
+    })
+
+    ny, nx = info.shape
+    cra, cdec = astrometry.pixel_to_sky(ast.wcs, np.array([(nx - 1) / 2.0]), np.array([(ny - 1) / 2.0]))
+    ccdvisit = {
+        "ccdVisitId": cvid,
+        "visit": int(info.visit),
+        "detector": int(info.detector),
+        "band": info.band,
+        "midpointMjdTai": float(mjd),
+        "obsStartMjd": float(info.mjd),
+        "expTime": float(info.exptime),
+        "ra": float(cra[0]),
+        "dec": float(cdec[0]),
+        "pointingRa": info.ra,
+        "pointingDec": info.dec,
+        "seeing": float(char.fwhm * pixscale),
+        "psfFwhm": float(char.fwhm),
+        "pixelScale": float(pixscale),
+        "skyBg": float(char.sky),
+        "skyNoise": float(char.sky_rms),
+        "zeroPoint": float(phot.zero_point),
+        "zeroPointErr": float(phot.zero_point_err),
+        "nPhotStars": int(phot.n_stars),
+        "astromRms": float(ast.rms),
+        "astromNMatch": int(ast.n_matches),
+        "wcsOffset": float(ast.offset),
+        "wcsRotation": float(ast.rotation),
+        "nSources": int(n),
+        "rawPath": info.path,
+    }
+    exp.image = char.image_bgsub.astype(np.float32)
+    exp.wcs = ast.wcs
+    exp.metadata.update({"zeroPoint": float(phot.zero_point), "band": info.band, "visit": int(info.visit),
+                         "detector": int(info.detector), "midpointMjdTai": float(mjd),
+                         "skyBg": float(char.sky), "psfFwhm": float(char.fwhm)})
+    return FrameResult(exposure=exp, sources=sources, ccdvisit=ccdvisit, psf=char.psf.to_dict(), timings=t)
+
+
+def _pixel_scale_arcsec(wcs) -> float:
+    """Mean pixel scale of a celestial WCS at its reference pixel, arcsec/pixel."""
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    return float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * ARCSEC_PER_DEG)
