@@ -1,0 +1,450 @@
+"""Numba kernels of image characterisation: PSF model rendering, PSF and aperture photometry,
+windowed centroids and adaptive moments.
+
+Pure functions on arrays (numpy, numba, math and :mod:`minidr._jit` only). Conventions:
+arrays are indexed ``[y, x]``, pixel centres at integer 0-based coordinates, images in
+electrons, variances in electrons^2. Background, convolution and labelling kernels live in
+:mod:`minidr.image.detect_kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minidr._jit import njit, prange
+
+# Half-size (pixels) of the central box in which the PSF model is sub-sampled 3x3 per pixel;
+# outside it the profile is smooth enough to be sampled at pixel centres.
+_OVERSAMPLE_HALF = 4
+
+
+@njit
+def moffat_inverse_shape(alpha, e1, e2):
+    """Coefficients (a, b, c) of ``q = a dx^2 + 2 b dx dy + c dy^2`` for an elliptical Moffat.
+
+    The profile's shape matrix is ``C = alpha^2 / s [[1+e1, e2], [e2, 1-e1]]``, ``s =
+    sqrt(1 - e1^2 - e2^2)``, so ``det C = alpha^4`` and ``alpha`` is the geometric-mean core
+    radius [pixels].
+    """
+    esq = e1 * e1 + e2 * e2
+    if esq > 0.81:
+        f = 0.9 / math.sqrt(esq)
+        e1 *= f
+        e2 *= f
+        esq = 0.81
+    s = math.sqrt(1.0 - esq)
+    d = alpha * alpha * s
+    return (1.0 - e1) / d, -e2 / d, (1.0 + e1) / d
+
+
+@njit
+def moffat_stamp(alpha, beta, e1, e2, fx, fy, radius):
+    """Pixel-integrated elliptical Moffat on a ``(2r+1, 2r+1)`` stamp.
+
+    The source sits at ``(fx, fy)`` pixels from the stamp's centre pixel. Values are
+    fractions of the total flux (the profile integrates to 1 over the infinite plane), so
+    the stamp sums to the enclosed fraction, slightly below 1. Pixels within
+    ``_OVERSAMPLE_HALF`` of the centre are integrated by 3x3 sub-sampling.
+    """
+    n = 2 * radius + 1
+    out = np.empty((n, n), dtype=np.float64)
+    a, b, c = moffat_inverse_shape(alpha, e1, e2)
+    norm = (beta - 1.0) / (math.pi * alpha * alpha)
+    for iy in range(n):
+        dy = iy - radius - fy
+        for ix in range(n):
+            dx = ix - radius - fx
+            if abs(ix - radius) <= _OVERSAMPLE_HALF and abs(iy - radius) <= _OVERSAMPLE_HALF:
+                acc = 0.0
+                for sy in range(3):
+                    ddy = dy + (sy - 1) / 3.0
+                    for sx in range(3):
+                        ddx = dx + (sx - 1) / 3.0
+                        q = a * ddx * ddx + 2.0 * b * ddx * ddy + c * ddy * ddy
+                        acc += (1.0 + q) ** (-beta)
+                out[iy, ix] = norm * acc / 9.0
+            else:
+                q = a * dx * dx + 2.0 * b * dx * dy + c * dy * dy
+                out[iy, ix] = norm * (1.0 + q) ** (-beta)
+    return out
+
+
+@njit(parallel=True)
+def moffat_stamps(alpha, beta, e1, e2, fx, fy, radius):
+    """Many :func:`moffat_stamp` at once: arrays of parameters in, ``(n, 2r+1, 2r+1)`` out."""
+    n = alpha.shape[0]
+    m = 2 * radius + 1
+    out = np.empty((n, m, m), dtype=np.float64)
+    for i in prange(n):
+        out[i] = moffat_stamp(alpha[i], beta[i], e1[i], e2[i], fx[i], fy[i], radius)
+    return out
+
+
+@njit(parallel=True)
+def psf_flux_kernel(image, variance, mask, xs, ys, alpha, beta, e1, e2, radius,
+                    excl_bits, flag_bits_mask, edge_flag):
+    """Fixed-position PSF photometry of many sources.
+
+    For each source the PSF model P (fractions of total flux, see :func:`moffat_stamp`) is
+    fitted by linear least squares with uniform weights over the stamp:
+    ``F = sum(P d) / sum(P^2)``, ``err = sqrt(sum(P^2 v)) / sum(P^2)``. Uniform weights keep
+    the estimate unbiased (weights from a variance containing the source's own photons, or
+    the data's noise, bias it); for background-dominated sources they are optimal.
+
+    Pixels whose mask has any of ``excl_bits`` are left out; ``flag_bits_mask`` maps mask
+    bits (index = bit number) to flag bits OR-ed into the source flags when such a pixel
+    lies where P > 1e-3 of the peak... (any pixel of the stamp with P >= 0.001 max(P));
+    ``edge_flag`` is set when part of that region is off the image.
+
+    Returns flux [e-], flux_err [e-], peak model fraction, flags (int32) and
+    ``sharp``: the centre pixel value divided by the fitted model's value there.
+    """
+    n = xs.shape[0]
+    ny, nx = image.shape
+    flux = np.empty(n)
+    ferr = np.empty(n)
+    pmax_out = np.empty(n)
+    sharp = np.empty(n)
+    flags = np.zeros(n, dtype=np.int32)
+    nbits = flag_bits_mask.shape[0]
+    for i in prange(n):
+        x = xs[i]
+        y = ys[i]
+        cx = int(math.floor(x + 0.5))
+        cy = int(math.floor(y + 0.5))
+        p = moffat_stamp(alpha[i], beta[i], e1[i], e2[i], x - cx, y - cy, radius)
+        pm = 0.0
+        for iy in range(p.shape[0]):
+            for ix in range(p.shape[1]):
+                if p[iy, ix] > pm:
+                    pm = p[iy, ix]
+        sw = 0.0
+        spd = 0.0
+        spv = 0.0
+        fl = 0
+        for iy in range(p.shape[0]):
+            yy = cy + iy - radius
+            for ix in range(p.shape[1]):
+                xx = cx + ix - radius
+                pv = p[iy, ix]
+                important = pv >= 1e-3 * pm
+                if yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                    if important:
+                        fl |= edge_flag
+                    continue
+                m = mask[yy, xx]
+                if m != 0 and important:
+                    for b in range(nbits):
+                        if m & (1 << b):
+                            fl |= flag_bits_mask[b]
+                if m & excl_bits:
+                    continue
+                d = image[yy, xx]
+                v = variance[yy, xx]
+                if not (math.isfinite(d) and math.isfinite(v)):
+                    continue
+                sw += pv * pv
+                spd += pv * d
+                spv += pv * pv * v
+        if sw > 0.0:
+            f = spd / sw
+            flux[i] = f
+            ferr[i] = math.sqrt(spv) / sw
+        else:
+            flux[i] = np.nan
+            ferr[i] = np.nan
+        pmax_out[i] = pm
+        c0 = p[radius, radius]
+        if 0 <= cy < ny and 0 <= cx < nx and sw > 0.0 and flux[i] > 0.0:
+            sharp[i] = image[cy, cx] / (flux[i] * c0)
+        else:
+            sharp[i] = np.nan
+        flags[i] = fl
+    return flux, ferr, pmax_out, flags, sharp
+
+
+# --- exact circular apertures ---------------------------------------------------------------
+
+
+@njit
+def _chord_integral(x, r):
+    """Integral of sqrt(r^2 - t^2) dt from 0 to x, for |x| <= r."""
+    if x >= r:
+        return 0.25 * math.pi * r * r
+    if x <= -r:
+        return -0.25 * math.pi * r * r
+    return 0.5 * (x * math.sqrt(r * r - x * x) + r * r * math.asin(x / r))
+
+
+@njit
+def circle_rect_overlap(x0, x1, y0, y1, r):
+    """Exact area of the circle of radius r at the origin inside ``[x0,x1] x [y0,y1]``."""
+    if x1 <= -r or x0 >= r or y1 <= -r or y0 >= r:
+        return 0.0
+    bp = np.empty(8)
+    nb = 0
+    bp[nb] = max(x0, -r)
+    nb += 1
+    bp[nb] = min(x1, r)
+    nb += 1
+    for yv in (y0, y1):
+        if abs(yv) < r:
+            s = math.sqrt(r * r - yv * yv)
+            for t in (-s, s):
+                if bp[0] < t < bp[1]:
+                    bp[nb] = t
+                    nb += 1
+    pts = np.sort(bp[:nb])
+    area = 0.0
+    for k in range(nb - 1):
+        a = pts[k]
+        b = pts[k + 1]
+        if b <= a:
+            continue
+        m = 0.5 * (a + b)
+        s = math.sqrt(max(r * r - m * m, 0.0))
+        hi_is_s = s < y1
+        lo_is_s = -s > y0
+        hi = s if hi_is_s else y1
+        lo = -s if lo_is_s else y0
+        if hi <= lo:
+            continue
+        ci = _chord_integral(b, r) - _chord_integral(a, r)
+        ih = ci if hi_is_s else y1 * (b - a)
+        il = -ci if lo_is_s else y0 * (b - a)
+        area += ih - il
+    return area
+
+
+@njit(parallel=True)
+def aperture_flux_kernel(image, variance, mask, xs, ys, radius, excl_bits,
+                         flag_bits_mask, edge_flag):
+    """Sum of pixels within an exact circle (pixel fractions by exact overlap area).
+
+    Masked pixels (``excl_bits``) and non-finite ones are left out; mask bits inside the
+    aperture are mapped to flags by ``flag_bits_mask``. Returns flux [e-], err [e-],
+    covered area [pixel^2] and flags. ``radius`` is an array (one per source) [pixels].
+    """
+    n = xs.shape[0]
+    ny, nx = image.shape
+    flux = np.zeros(n)
+    ferr = np.zeros(n)
+    area = np.zeros(n)
+    flags = np.zeros(n, dtype=np.int32)
+    nbits = flag_bits_mask.shape[0]
+    for i in prange(n):
+        x = xs[i]
+        y = ys[i]
+        r = radius[i]
+        ix0 = int(math.floor(x - r + 0.5))
+        ix1 = int(math.floor(x + r + 0.5))
+        iy0 = int(math.floor(y - r + 0.5))
+        iy1 = int(math.floor(y + r + 0.5))
+        rin = r - 0.7072
+        rout = r + 0.7072
+        f = 0.0
+        v = 0.0
+        a = 0.0
+        fl = 0
+        for yy in range(iy0, iy1 + 1):
+            dy = yy - y
+            for xx in range(ix0, ix1 + 1):
+                dx = xx - x
+                d2 = dx * dx + dy * dy
+                if d2 >= rout * rout:
+                    continue
+                if rin > 0 and d2 <= rin * rin:
+                    w = 1.0
+                else:
+                    w = circle_rect_overlap(dx - 0.5, dx + 0.5, dy - 0.5, dy + 0.5, r)
+                if w <= 0.0:
+                    continue
+                if yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                    fl |= edge_flag
+                    continue
+                m = mask[yy, xx]
+                if m != 0:
+                    for b in range(nbits):
+                        if m & (1 << b):
+                            fl |= flag_bits_mask[b]
+                if m & excl_bits:
+                    continue
+                d = image[yy, xx]
+                vv = variance[yy, xx]
+                if not (math.isfinite(d) and math.isfinite(vv)):
+                    continue
+                f += w * d
+                v += w * w * vv
+                a += w
+        flux[i] = f
+        ferr[i] = math.sqrt(v)
+        area[i] = a
+        flags[i] = fl
+    return flux, ferr, area, flags
+
+
+# --- centroids and moments ------------------------------------------------------------------
+
+
+@njit(parallel=True)
+def windowed_centroid_kernel(image, variance, mask, xs, ys, sigma, excl_bits, maxiter, tol):
+    """Gaussian-windowed centroids (SExtractor XWIN style), iterated to convergence.
+
+    ``x_{n+1} = x_n + 2 sum(w I dx) / sum(w I)`` with a circular Gaussian window of
+    ``sigma`` pixels (for a Gaussian source of the same width this is its exact centre; for
+    any symmetric source the fixed point is its centre of symmetry). Errors:
+    ``var(x) = 4 sum(w^2 v dx^2) / (sum w I)^2``. Returns x, y, xerr, yerr, converged (bool).
+    The window radius is 4 sigma; steps are limited to 1 pixel per iteration.
+    """
+    n = xs.shape[0]
+    ny, nx = image.shape
+    ox = np.empty(n)
+    oy = np.empty(n)
+    ex = np.empty(n)
+    ey = np.empty(n)
+    ok = np.zeros(n, dtype=np.bool_)
+    for i in prange(n):
+        x = xs[i]
+        y = ys[i]
+        s2 = sigma[i] * sigma[i]
+        rad = int(math.ceil(4.0 * sigma[i]))
+        conv = False
+        sxv = 0.0
+        syv = 0.0
+        swi = 0.0
+        for it in range(maxiter):
+            cx = int(math.floor(x + 0.5))
+            cy = int(math.floor(y + 0.5))
+            swi = 0.0
+            swix = 0.0
+            swiy = 0.0
+            sxv = 0.0
+            syv = 0.0
+            for yy in range(max(cy - rad, 0), min(cy + rad + 1, ny)):
+                dy = yy - y
+                for xx in range(max(cx - rad, 0), min(cx + rad + 1, nx)):
+                    if mask[yy, xx] & excl_bits:
+                        continue
+                    d = image[yy, xx]
+                    if not math.isfinite(d):
+                        continue
+                    dx = xx - x
+                    r2 = dx * dx + dy * dy
+                    if r2 > 16.0 * s2:
+                        continue
+                    w = math.exp(-0.5 * r2 / s2)
+                    swi += w * d
+                    swix += w * d * dx
+                    swiy += w * d * dy
+                    vv = variance[yy, xx]
+                    sxv += w * w * vv * dx * dx
+                    syv += w * w * vv * dy * dy
+            if swi <= 0.0:
+                break
+            stepx = 2.0 * swix / swi
+            stepy = 2.0 * swiy / swi
+            if stepx > 1.0:
+                stepx = 1.0
+            elif stepx < -1.0:
+                stepx = -1.0
+            if stepy > 1.0:
+                stepy = 1.0
+            elif stepy < -1.0:
+                stepy = -1.0
+            x += stepx
+            y += stepy
+            if abs(stepx) < tol and abs(stepy) < tol:
+                conv = True
+                break
+        if conv and abs(x - xs[i]) < 3.0 * sigma[i] + 1.0 and abs(y - ys[i]) < 3.0 * sigma[i] + 1.0:
+            ox[i] = x
+            oy[i] = y
+            ex[i] = 2.0 * math.sqrt(max(sxv, 0.0)) / swi
+            ey[i] = 2.0 * math.sqrt(max(syv, 0.0)) / swi
+            ok[i] = True
+        else:
+            ox[i] = xs[i]
+            oy[i] = ys[i]
+            ex[i] = np.nan
+            ey[i] = np.nan
+    return ox, oy, ex, ey, ok
+
+
+@njit(parallel=True)
+def adaptive_moments_kernel(image, mask, xs, ys, sigma0, excl_bits, maxiter, tol):
+    """Adaptive second moments (Bernstein & Jarvis 2002) at fixed centres.
+
+    The elliptical Gaussian weight W is iterated to ``W = 2 M_w(W)`` where ``M_w`` are the
+    W-weighted second moments of the image; at the fixed point W equals the covariance of
+    a Gaussian source. Returns ixx, iyy, ixy [pixel^2] and converged (bool).
+    """
+    n = xs.shape[0]
+    ny, nx = image.shape
+    oxx = np.empty(n)
+    oyy = np.empty(n)
+    oxy = np.empty(n)
+    ok = np.zeros(n, dtype=np.bool_)
+    for i in prange(n):
+        x = xs[i]
+        y = ys[i]
+        wxx = sigma0[i] * sigma0[i]
+        wyy = wxx
+        wxy = 0.0
+        conv = False
+        for it in range(maxiter):
+            det = wxx * wyy - wxy * wxy
+            if det <= 0.0 or wxx > 400.0 or wyy > 400.0:
+                break
+            ia = wyy / det
+            ib = -wxy / det
+            ic = wxx / det
+            rad = int(math.ceil(4.0 * math.sqrt(max(wxx, wyy))))
+            cx = int(math.floor(x + 0.5))
+            cy = int(math.floor(y + 0.5))
+            s0 = 0.0
+            sxx = 0.0
+            syy = 0.0
+            sxy = 0.0
+            for yy in range(max(cy - rad, 0), min(cy + rad + 1, ny)):
+                dy = yy - y
+                for xx in range(max(cx - rad, 0), min(cx + rad + 1, nx)):
+                    if mask[yy, xx] & excl_bits:
+                        continue
+                    d = image[yy, xx]
+                    if not math.isfinite(d):
+                        continue
+                    dx = xx - x
+                    q = ia * dx * dx + 2.0 * ib * dx * dy + ic * dy * dy
+                    if q > 16.0:
+                        continue
+                    w = math.exp(-0.5 * q) * d
+                    s0 += w
+                    sxx += w * dx * dx
+                    syy += w * dy * dy
+                    sxy += w * dx * dy
+            if s0 <= 0.0:
+                break
+            nxx = 2.0 * sxx / s0
+            nyy = 2.0 * syy / s0
+            nxy = 2.0 * sxy / s0
+            if nxx <= 0.0 or nyy <= 0.0 or nxx * nyy - nxy * nxy <= 0.0:
+                break
+            dif = abs(nxx - wxx) + abs(nyy - wyy) + abs(nxy - wxy)
+            wxx = nxx
+            wyy = nyy
+            wxy = nxy
+            if dif < tol * (wxx + wyy):
+                conv = True
+                break
+        if conv:
+            oxx[i] = wxx
+            oyy[i] = wyy
+            oxy[i] = wxy
+            ok[i] = True
+        else:
+            oxx[i] = np.nan
+            oyy[i] = np.nan
+            oxy[i] = np.nan
+    return oxx, oyy, oxy, ok

@@ -1,0 +1,320 @@
+"""PSF model: an elliptical Moffat whose core radius and ellipticity vary as low-order
+polynomials over the detector, fitted to bright, isolated, unsaturated stars.
+
+Profile (pixels, fractions of the total flux)::
+
+    P(dx, dy) = (beta - 1) / (pi alpha^2) * (1 + d^T C^-1 d)^-beta,
+    C = alpha^2 / sqrt(1 - e1^2 - e2^2) * [[1 + e1, e2], [e2, 1 - e1]]
+
+integrated over each pixel (3x3 sub-sampling in the core). ``log alpha``, ``e1`` and ``e2``
+are polynomials of order ``spatial_order`` in ``u = (x - xc) / (nx / 2)``,
+``v = (y - yc) / (ny / 2)`` (``xc, yc`` the detector centre); ``beta`` is one number.
+FWHM = 2 alpha sqrt(2^(1/beta) - 1) (geometric mean of the major and minor axes).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import PsfConfig
+from ..errors import AlgorithmError
+from ..products import MaskBit
+from . import kernels
+
+_EXCL = int(MaskBit.SAT | MaskBit.BAD | MaskBit.NO_DATA | MaskBit.HOT)
+_AVOID = int(MaskBit.SAT | MaskBit.BAD | MaskBit.NO_DATA | MaskBit.HOT | MaskBit.CR)
+
+
+def _terms(order: int) -> list[tuple[int, int]]:
+    return [(i, j) for n in range(order + 1) for j in range(n + 1) for i in [n - j]]
+
+
+def fwhm_from(alpha, beta):
+    """FWHM [pixels] of a Moffat with core radius alpha [pixels] and index beta."""
+    return 2.0 * np.asarray(alpha) * np.sqrt(2.0 ** (1.0 / np.asarray(beta)) - 1.0)
+
+
+def alpha_from(fwhm, beta):
+    """Moffat core radius [pixels] of a given FWHM [pixels] and index beta."""
+    return np.asarray(fwhm) / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+
+
+class PsfModel:
+    """A spatially varying elliptical Moffat PSF of one detector.
+
+    ``shape`` is the detector's (ny, nx); ``coeffs`` holds the polynomial coefficients of
+    ``log_alpha``, ``e1`` and ``e2``; ``apcorr`` multiplies PSF fluxes so that they are
+    total fluxes (1 when the model's own normalisation is trusted).
+    """
+
+    def __init__(self, shape, beta, log_alpha, e1, e2, order=0, apcorr=1.0, n_stars=0,
+                 residual_rms=float("nan")):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.order = int(order)
+        self.beta = float(beta)
+        nt = len(_terms(self.order))
+        self.log_alpha = np.zeros(nt)
+        self.e1 = np.zeros(nt)
+        self.e2 = np.zeros(nt)
+        self.log_alpha[: len(log_alpha)] = log_alpha
+        self.e1[: len(e1)] = e1
+        self.e2[: len(e2)] = e2
+        self.apcorr = float(apcorr)
+        self.n_stars = int(n_stars)
+        self.residual_rms = float(residual_rms)
+
+    # --- construction -----------------------------------------------------------------
+    @classmethod
+    def gaussian_like(cls, fwhm: float, shape, beta: float = 3.5) -> "PsfModel":
+        """A round, constant Moffat of the given FWHM [pixels] (initial guess)."""
+        return cls(shape, beta, [math.log(float(alpha_from(fwhm, beta)))], [0.0], [0.0], 0)
+
+    # --- evaluation -------------------------------------------------------------------
+    def _uv(self, x, y):
+        ny, nx = self.shape
+        u = (np.asarray(x, dtype=np.float64) - 0.5 * (nx - 1)) / (0.5 * nx)
+        v = (np.asarray(y, dtype=np.float64) - 0.5 * (ny - 1)) / (0.5 * ny)
+        return u, v
+
+    def _basis(self, x, y):
+        u, v = self._uv(x, y)
+        u = np.atleast_1d(u)
+        v = np.atleast_1d(v)
+        return np.stack([u**i * v**j for i, j in _terms(self.order)], axis=-1)
+
+    def params_at(self, x, y):
+        """(alpha, beta, e1, e2) arrays at pixel positions x, y."""
+        b = self._basis(x, y)
+        alpha = np.exp(b @ self.log_alpha)
+        e1 = b @ self.e1
+        e2 = b @ self.e2
+        return alpha, np.full_like(alpha, self.beta), e1, e2
+
+    @property
+    def fwhm(self) -> float:
+        """FWHM [pixels] at the detector centre."""
+        return self.fwhm_at(0.5 * (self.shape[1] - 1), 0.5 * (self.shape[0] - 1))
+
+    def fwhm_at(self, x, y):
+        """FWHM [pixels] at (x, y) (scalars in, float out; arrays in, array out)."""
+        alpha, beta, _, _ = self.params_at(x, y)
+        f = fwhm_from(alpha, beta)
+        return float(f[0]) if np.ndim(x) == 0 and np.ndim(y) == 0 else f
+
+    @property
+    def fit_radius(self) -> int:
+        """Half-size [pixels] of the stamps used for PSF photometry (about 2 FWHM)."""
+        return int(max(4, math.ceil(2.0 * self.fwhm)))
+
+    def stamp(self, x: float, y: float, radius: int) -> np.ndarray:
+        """The PSF at (x, y) on a ``(2r+1, 2r+1)`` float64 stamp normalised to sum 1.
+
+        The stamp's centre pixel is (round(x), round(y)); the profile is centred at the
+        sub-pixel offset (x - round(x), y - round(y)) from it.
+        """
+        radius = int(radius)
+        alpha, beta, e1, e2 = self.params_at(x, y)
+        cx = math.floor(x + 0.5)
+        cy = math.floor(y + 0.5)
+        s = kernels.moffat_stamp(alpha[0], beta[0], e1[0], e2[0], x - cx, y - cy, radius)
+        return s / s.sum()
+
+    # --- serialisation ----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "model": "moffat",
+            "shape": list(self.shape),
+            "order": self.order,
+            "beta": self.beta,
+            "log_alpha": [float(c) for c in self.log_alpha],
+            "e1": [float(c) for c in self.e1],
+            "e2": [float(c) for c in self.e2],
+            "apcorr": self.apcorr,
+            "n_stars": self.n_stars,
+            "residual_rms": None if not math.isfinite(self.residual_rms) else self.residual_rms,
+            "fwhm": self.fwhm,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PsfModel":
+        rr = d.get("residual_rms")
+        return cls(d["shape"], d["beta"], d["log_alpha"], d["e1"], d["e2"], d.get("order", 0),
+                   d.get("apcorr", 1.0), d.get("n_stars", 0),
+                   float("nan") if rr is None else rr)
+
+    def __repr__(self) -> str:
+        return (f"PsfModel(fwhm={self.fwhm:.3f} px, beta={self.beta:.2f}, order={self.order}, "
+                f"n_stars={self.n_stars}, apcorr={self.apcorr:.4f})")
+
+
+# --- fitting ----------------------------------------------------------------------------
+
+
+def select_psf_stars(image, variance, mask, x, y, cfg: PsfConfig, fwhm_guess: float):
+    """Indices of candidates (x, y) fit to model the PSF: away from edges and masked pixels,
+    isolated from the other candidates, S/N > cfg.min_snr in a 2-FWHM aperture, and on the
+    stellar locus of sizes (adaptive moments within 15% of the densest size cluster)."""
+    ny, nx = image.shape
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n = x.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    r = cfg.stamp_radius
+    ok = (x >= r) & (x < nx - 1 - r) & (y >= r) & (y < ny - 1 - r) & np.isfinite(x) & np.isfinite(y)
+    # isolation: no other candidate within the stamp radius
+    if n > 1:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(np.column_stack([x, y]))
+        cnt = np.array([len(c) for c in tree.query_ball_point(np.column_stack([x, y]), r)])
+        ok &= cnt <= 1
+    flagmap = np.zeros(16, dtype=np.int32)
+    for b in range(16):
+        if (1 << b) & _AVOID:
+            flagmap[b] = 1
+    rap = np.full(n, max(2.0 * fwhm_guess, 3.0))
+    fl, fe, _, afl = kernels.aperture_flux_kernel(image, variance, mask, x, y, rap, _EXCL, flagmap, 1)
+    ok &= afl == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok &= fl / fe > cfg.min_snr
+    # stellar locus of sizes
+    sig0 = np.full(n, fwhm_guess / 2.3548)
+    ixx, iyy, _, mok = kernels.adaptive_moments_kernel(image, mask, x, y, sig0, _EXCL, 50, 1e-4)
+    ok &= mok
+    idx = np.flatnonzero(ok)
+    if idx.size >= 3:
+        t = np.sort((ixx + iyy)[idx])
+        hi = np.searchsorted(t, t * 1.15, side="right")
+        k = int(np.argmax(hi - np.arange(t.size)))
+        tc = float(np.median(t[k: hi[k]]))
+        tt = (ixx + iyy)[idx]
+        idx = idx[np.abs(tt / tc - 1.0) < 0.15]
+    snr = fl[idx] / fe[idx]
+    idx = idx[np.argsort(-snr, kind="stable")][: cfg.max_stars]
+    return idx
+
+
+def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_guess: float = 4.0,
+            select: bool = True) -> PsfModel:
+    """Fit the PSF model to stars among candidate positions (x, y) [pixels].
+
+    ``image`` is background-subtracted [e-], ``variance`` [e^2], ``mask`` a MaskBit plane.
+    Candidates are filtered by :func:`select_psf_stars` (unless ``select`` is False); the
+    model (polynomial order reduced when stars are few) is fitted jointly to all stamps
+    with per-star flux and sky solved linearly, outliers rejected once. Raises
+    :class:`AlgorithmError` (with ``n_stars``) when fewer than 3 stars are usable.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    variance = np.asarray(variance, dtype=np.float32)
+    mask = np.zeros(image.shape, np.uint16) if mask is None else np.asarray(mask, dtype=np.uint16)
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    idx = select_psf_stars(image, variance, mask, x, y, cfg, fwhm_guess) if select else np.arange(x.size)
+    if idx.size < 3:
+        raise AlgorithmError(
+            f"PSF: only {idx.size} usable stars (S/N > {cfg.min_snr:g}, isolated, unsaturated); need >= 3",
+            n_stars=int(idx.size))
+    sx, sy = x[idx], y[idx]
+    # refine centres with a windowed centroid
+    sig = np.full(sx.size, fwhm_guess / 2.3548)
+    cx, cy, _, _, cok = kernels.windowed_centroid_kernel(image, variance, mask, sx, sy, sig, _EXCL, 30, 1e-4)
+    sx = np.where(cok, cx, sx)
+    sy = np.where(cok, cy, sy)
+    order = cfg.spatial_order
+    while order > 0 and sx.size < 4 * len(_terms(order)):
+        order -= 1
+    model, keep, rms = _fit(image, variance, mask, sx, sy, cfg.stamp_radius, order, fwhm_guess)
+    if keep.sum() < keep.size and keep.sum() >= 3:
+        model, keep2, rms = _fit(image, variance, mask, sx[keep], sy[keep], cfg.stamp_radius, order,
+                                 model.fwhm, start=model)
+        n_used = int(keep.sum())
+    else:
+        n_used = int(sx.size)
+    model.n_stars = n_used
+    model.residual_rms = rms
+    return model
+
+
+def _stamps(image, variance, mask, sx, sy, radius):
+    n = sx.size
+    m = 2 * radius + 1
+    d = np.zeros((n, m, m))
+    w = np.zeros((n, m, m))
+    icx = np.floor(sx + 0.5).astype(int)
+    icy = np.floor(sy + 0.5).astype(int)
+    for k in range(n):
+        sl = (slice(icy[k] - radius, icy[k] + radius + 1), slice(icx[k] - radius, icx[k] + radius + 1))
+        dd = image[sl].astype(np.float64)
+        vv = variance[sl].astype(np.float64)
+        good = ((mask[sl] & _EXCL) == 0) & np.isfinite(dd) & np.isfinite(vv) & (vv > 0)
+        d[k] = np.where(good, dd, 0.0)
+        w[k] = np.where(good, 1.0 / np.where(good, vv, 1.0), 0.0)
+    return d, w, sx - icx, sy - icy
+
+
+def _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess, start: PsfModel | None = None):
+    from scipy.optimize import least_squares
+
+    ny, nx = image.shape
+    terms = _terms(order)
+    nt = len(terms)
+    d, w, fx, fy = _stamps(image, variance, mask, sx, sy, radius)
+    sw = np.sqrt(w)
+    proto = PsfModel(image.shape, 3.5, [0.0], [0.0], [0.0], order)
+    B = proto._basis(sx, sy)  # (n, nt)
+
+    def unpack(p):
+        beta = 1.05 + math.exp(p[0])
+        la = p[1: 1 + nt]
+        e1 = p[1 + nt: 1 + 2 * nt]
+        e2 = p[1 + 2 * nt: 1 + 3 * nt]
+        return beta, la, e1, e2
+
+    def models(p):
+        beta, la, e1, e2 = unpack(p)
+        alpha = np.exp(B @ la)
+        return kernels.moffat_stamps(alpha, np.full(alpha.size, beta), B @ e1, B @ e2, fx, fy, radius)
+
+    def solve_linear(P):
+        # per-star weighted fit of flux * P + sky
+        a11 = np.einsum("kij,kij->k", w, P * P)
+        a12 = np.einsum("kij,kij->k", w, P)
+        a22 = w.sum(axis=(1, 2))
+        b1 = np.einsum("kij,kij->k", w, P * d)
+        b2 = np.einsum("kij,kij->k", w, d)
+        det = a11 * a22 - a12 * a12
+        det = np.where(det > 0, det, 1.0)
+        f = (a22 * b1 - a12 * b2) / det
+        s = (a11 * b2 - a12 * b1) / det
+        return f, s
+
+    def resid(p):
+        P = models(p)
+        f, s = solve_linear(P)
+        r = (d - f[:, None, None] * P - s[:, None, None]) * sw
+        return r.ravel()
+
+    if start is None:
+        beta0 = 3.0
+        p0 = np.zeros(1 + 3 * nt)
+        p0[0] = math.log(beta0 - 1.05)
+        p0[1] = math.log(float(alpha_from(fwhm_guess, beta0)))
+    else:
+        p0 = np.concatenate([[math.log(max(start.beta - 1.05, 1e-3))], start.log_alpha, start.e1, start.e2])
+    lo = np.full(p0.size, -np.inf)
+    hi = np.full(p0.size, np.inf)
+    lo[0], hi[0] = math.log(0.2), math.log(30.0)  # 1.25 < beta < 31
+    p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
+    res = least_squares(resid, p0, bounds=(lo, hi), x_scale="jac", max_nfev=60 * p0.size)
+    beta, la, e1, e2 = unpack(res.x)
+    model = PsfModel(image.shape, beta, la, e1, e2, order)
+    r = res.fun.reshape(d.shape)
+    npix = (w > 0).sum(axis=(1, 2))
+    chi2 = (r * r).sum(axis=(1, 2)) / np.maximum(npix - 2, 1)
+    med = np.median(chi2)
+    keep = chi2 < 3.0 * max(med, 1.0)
+    rms = float(np.sqrt(np.median(chi2)))
+    return model, keep, rms
