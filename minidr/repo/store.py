@@ -1,0 +1,262 @@
+"""FITS files of master calibrations and calibrated exposures (formats only, no algorithms).
+
+Every write goes through :func:`minidr._io.atomic_path` (write, then rename). Every read
+error (missing, truncated, not FITS, missing extension) becomes an :class:`InputError`
+naming the file.
+
+Master calibration (``calibs/{kind}/...fits``)::
+
+    HDU0  primary, no data: MDRTYPE='master', KIND, DETECTOR, BAND, NINPUTS, INPUTS (JSON)
+    IMAGE float32 (tile-compressed GZIP_2, lossless)
+    MASK  uint16 MaskBit plane (RICE_1, lossless)
+
+Calibrated exposure (``processed/{visit}/{det}/calexp.fits``)::
+
+    HDU0     primary, no data: MDRTYPE='calexp', VISIT, DETECTOR, BAND, EXPTIME, MJD-OBS,
+             RAWINFO (JSON of the RawInfo), METADATA (JSON of exposure.metadata), EXTRA (JSON
+             of header_extra); long strings use FITS CONTINUE cards
+    IMAGE    float32 e- (GZIP_2, lossless), the WCS (TAN or TAN-SIP) in its header
+    MASK     uint16 (RICE_1, lossless)
+    VARIANCE float32 e-^2 (GZIP_2, lossless)
+
+Float planes are stored losslessly: RICE quantisation at a level that leaves fluxes
+unchanged at 1e-4 of the noise would need ~12 bits below the noise and save almost nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from minidr._io import atomic_path
+from minidr.errors import InputError
+from minidr.products import AmpInfo, Exposure, MasterCalib, RawInfo, Section
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in FITS metadata")
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, default=_jsonable, sort_keys=True, separators=(",", ":"))
+
+
+def _float_hdu(data, name, header=None):
+    from astropy.io import fits
+
+    return fits.CompImageHDU(np.ascontiguousarray(data, dtype=np.float32), header=header, name=name,
+                             compression_type="GZIP_2", quantize_level=0.0)
+
+
+def _mask_hdu(data, name):
+    from astropy.io import fits
+
+    return fits.CompImageHDU(np.ascontiguousarray(data, dtype=np.uint16), name=name,
+                             compression_type="RICE_1")
+
+
+def _write(path, hdus):
+    from astropy.io import fits
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # VerifyWarning on long CONTINUE strings
+            fits.HDUList(hdus).writeto(tmp, checksum=True)
+
+
+class _Reader:
+    """Open a FITS file, turning every failure into an InputError naming it."""
+
+    def __init__(self, path, mdrtype):
+        self.path = str(path)
+        self.mdrtype = mdrtype
+
+    def __enter__(self):
+        from astropy.io import fits
+
+        if not Path(self.path).is_file():
+            raise InputError("file not found", path=self.path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.hdul = fits.open(self.path, memmap=False, checksum=False)
+                self.hdul.verify("exception")
+        except Exception as exc:
+            raise InputError(f"not a readable FITS file ({_short(exc)})", path=self.path) from None
+        got = self.hdul[0].header.get("MDRTYPE")
+        if got != self.mdrtype:
+            self.hdul.close()
+            raise InputError(f"not a minidr {self.mdrtype} file (MDRTYPE={got!r})", path=self.path,
+                             keyword="MDRTYPE")
+        return self
+
+    def __exit__(self, *exc):
+        self.hdul.close()
+
+    @property
+    def primary(self):
+        return self.hdul[0].header
+
+    def data(self, name, dtype):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                arr = self.hdul[name].data
+                if arr is None:
+                    raise ValueError("no data")
+                return np.ascontiguousarray(arr, dtype=dtype)
+        except KeyError:
+            raise InputError(f"extension {name} is missing", path=self.path) from None
+        except Exception as exc:
+            raise InputError(f"extension {name} cannot be read ({_short(exc)})", path=self.path) from None
+
+    def header(self, name):
+        try:
+            return self.hdul[name].header
+        except KeyError:
+            raise InputError(f"extension {name} is missing", path=self.path) from None
+
+    def json(self, key, default=None):
+        raw = self.primary.get(key)
+        if raw is None:
+            if default is not None:
+                return default
+            raise InputError("keyword is missing", path=self.path, keyword=key)
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise InputError(f"bad JSON ({exc})", path=self.path, keyword=key) from None
+
+
+def _short(exc) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+# --- master calibrations ------------------------------------------------------------------
+
+
+def write_master(path, calib: MasterCalib) -> None:
+    """Write a :class:`MasterCalib` to ``path`` (atomically)."""
+    from astropy.io import fits
+
+    if calib.image.shape != calib.mask.shape:
+        raise ValueError("master image and mask differ in shape")
+    hdr = fits.Header()
+    hdr["MDRTYPE"] = ("master", "minidr master calibration")
+    hdr["KIND"] = (calib.kind, "bias [e-] | dark [e-/s] | flat [normalised]")
+    hdr["DETECTOR"] = int(calib.detector)
+    hdr["BAND"] = calib.band if calib.band is not None else ""
+    hdr["NINPUTS"] = (len(calib.inputs), "raw frames combined")
+    hdr["INPUTS"] = _dumps(list(calib.inputs))
+    unit = {"bias": "electron", "dark": "electron / s", "flat": ""}.get(calib.kind, "")
+    ihdr = fits.Header()
+    ihdr["BUNIT"] = unit
+    _write(path, [fits.PrimaryHDU(header=hdr), _float_hdu(calib.image, "IMAGE", ihdr),
+                  _mask_hdu(calib.mask, "MASK")])
+
+
+def read_master(path) -> MasterCalib:
+    """Read a master calibration written by :func:`write_master`."""
+    with _Reader(path, "master") as r:
+        h = r.primary
+        kind = h.get("KIND")
+        if kind not in ("bias", "dark", "flat"):
+            raise InputError(f"unknown master kind {kind!r}", path=str(path), keyword="KIND")
+        image = r.data("IMAGE", np.float32)
+        mask = r.data("MASK", np.uint16)
+        if image.shape != mask.shape:
+            raise InputError("IMAGE and MASK differ in shape", path=str(path))
+        band = h.get("BAND") or None
+        return MasterCalib(kind=kind, detector=int(h["DETECTOR"]), band=band, image=image,
+                           mask=mask, inputs=tuple(r.json("INPUTS", [])))
+
+
+# --- calibrated exposures -----------------------------------------------------------------
+
+
+def _info_from_dict(d: dict) -> RawInfo:
+    amps = tuple(
+        AmpInfo(**{**a, "datasec": Section(**a["datasec"]), "biassec": Section(**a["biassec"]),
+                   "detsec": Section(**a["detsec"])})
+        for a in d.get("amps", ())
+    )
+    return RawInfo(**{**d, "amps": amps, "shape": tuple(d["shape"])})
+
+
+def write_calexp(path, exposure: Exposure, header_extra: dict | None = None) -> None:
+    """Write a calibrated :class:`Exposure` (image, mask, variance, WCS, metadata) atomically.
+
+    ``exposure.metadata`` and ``header_extra`` must be JSON-serialisable (numpy scalars and
+    arrays are converted to numbers and lists); :func:`read_calexp` merges ``header_extra``
+    into the returned ``metadata``.
+    """
+    from astropy.io import fits
+
+    info = exposure.info
+    hdr = fits.Header()
+    hdr["MDRTYPE"] = ("calexp", "minidr calibrated exposure")
+    hdr["VISIT"] = int(info.visit)
+    hdr["DETECTOR"] = int(info.detector)
+    hdr["BAND"] = info.band or ""
+    hdr["EXPTIME"] = (float(info.exptime), "s")
+    hdr["MJD-OBS"] = (float(info.mjd), "start of exposure, MJD")
+    hdr["RAWINFO"] = _dumps(dataclasses.asdict(info))
+    hdr["METADATA"] = _dumps(exposure.metadata or {})
+    hdr["EXTRA"] = _dumps(header_extra or {})
+    ihdr = fits.Header()
+    ihdr["BUNIT"] = "electron"
+    if exposure.wcs is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wh = exposure.wcs.to_header(relax=True)
+        for card in wh.cards:
+            ihdr[card.keyword] = (card.value, card.comment)
+    vhdr = fits.Header()
+    vhdr["BUNIT"] = "electron2"
+    _write(path, [fits.PrimaryHDU(header=hdr), _float_hdu(exposure.image, "IMAGE", ihdr),
+                  _mask_hdu(exposure.mask, "MASK"), _float_hdu(exposure.variance, "VARIANCE", vhdr)])
+
+
+def read_calexp(path) -> Exposure:
+    """Read a calibrated exposure written by :func:`write_calexp` (WCS with SIP if stored)."""
+    with _Reader(path, "calexp") as r:
+        image = r.data("IMAGE", np.float32)
+        mask = r.data("MASK", np.uint16)
+        var = r.data("VARIANCE", np.float32)
+        if not (image.shape == mask.shape == var.shape):
+            raise InputError("IMAGE, MASK and VARIANCE differ in shape", path=str(path))
+        try:
+            info = _info_from_dict(r.json("RAWINFO"))
+        except (TypeError, KeyError) as exc:
+            raise InputError(f"bad raw info ({exc})", path=str(path), keyword="RAWINFO") from None
+        metadata = {**r.json("METADATA", {}), **r.json("EXTRA", {})}
+        wcs = _read_wcs(r.header("IMAGE"), str(path))
+    return Exposure(image=image, variance=var, mask=mask, info=info, wcs=wcs, metadata=metadata)
+
+
+def _read_wcs(header, path):
+    if "CTYPE1" not in header:
+        return None
+    from astropy.wcs import WCS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return WCS(header)
+    except Exception as exc:
+        raise InputError(f"bad WCS ({_short(exc)})", path=path, keyword="CTYPE1") from None
