@@ -1,0 +1,214 @@
+"""Numba kernels of the simulator: pure functions on arrays (no files, no config objects).
+
+Units: positions and lengths in pixels (0-based, pixel centres at integers, arrays
+``[y, x]``), fluxes in electrons. Each object is drawn into its own square stamp
+``(2R+1) x (2R+1)`` centred on the pixel nearest its position; the stamps are computed in
+parallel (one object per thread, each into its own slice of a flat buffer) and then added
+to the image serially, so the result does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minidr._jit import njit, prange
+
+
+@njit
+def _moffat(dx, dy, a11, a12, a22, inv_alpha2, beta):
+    q = (a11 * dx * dx + 2.0 * a12 * dx * dy + a22 * dy * dy) * inv_alpha2
+    return (1.0 + q) ** (-beta)
+
+
+@njit(parallel=True)
+def moffat_stamps(x, y, flux, alpha, beta, a11, a12, a22, radius, offsets, oversample,
+                  os_radius, out):
+    """Pixel-integrated elliptical Moffat stamps, each normalised to sum to ``flux``.
+
+    ``I ~ (1 + d^T A d / alpha^2)^-beta`` with ``A = [[a11, a12], [a12, a22]]`` (det 1).
+    Pixels whose centre lies within ``os_radius[i]`` of the object are integrated by
+    ``oversample x oversample`` sub-pixel sampling, the others sampled at their centre.
+    Stamp ``i`` occupies ``out[offsets[i]:offsets[i] + (2R+1)**2]``, row-major, its
+    pixel (0, 0) at detector pixel ``(round(y) - R, round(x) - R)``.
+    """
+    n = x.shape[0]
+    for i in prange(n):
+        r = radius[i]
+        side = 2 * r + 1
+        cx = np.floor(x[i] + 0.5)
+        cy = np.floor(y[i] + 0.5)
+        fx = x[i] - cx
+        fy = y[i] - cy
+        inv_a2 = 1.0 / (alpha[i] * alpha[i])
+        b = beta[i]
+        o = offsets[i]
+        s = 0.0
+        osr2 = os_radius[i] * os_radius[i]
+        sub = oversample
+        inv_sub = 1.0 / sub
+        for jy in range(side):
+            dy0 = (jy - r) - fy
+            for jx in range(side):
+                dx0 = (jx - r) - fx
+                if dx0 * dx0 + dy0 * dy0 < osr2:
+                    v = 0.0
+                    for sy in range(sub):
+                        ddy = dy0 + (sy + 0.5) * inv_sub - 0.5
+                        for sx in range(sub):
+                            ddx = dx0 + (sx + 0.5) * inv_sub - 0.5
+                            v += _moffat(ddx, ddy, a11[i], a12[i], a22[i], inv_a2, b)
+                    v *= inv_sub * inv_sub
+                else:
+                    v = _moffat(dx0, dy0, a11[i], a12[i], a22[i], inv_a2, b)
+                out[o + jy * side + jx] = v
+                s += v
+        if s > 0:
+            scale = flux[i] / s
+            for k in range(side * side):
+                out[o + k] *= scale
+
+
+@njit(parallel=True)
+def gaussmix_stamps(x, y, flux, gal_cxx, gal_cxy, gal_cyy, gal_amp, gal_ncomp,
+                    psf_var, psf_amp, psf_s11, psf_s12, psf_s22, alpha, radius, offsets, out):
+    """Galaxies as sums of Gaussians convolved analytically with a Gaussian-mixture PSF.
+
+    Galaxy ``i`` has ``gal_ncomp[i]`` components (row ``i`` of the ``gal_*`` arrays): each a
+    covariance ``[[cxx, cxy], [cxy, cyy]]`` (pixels^2) and a weight. The PSF has components of
+    covariance ``alpha[i]^2 * psf_var[j] * S`` (``S`` the PSF shape matrix, det 1) and weights
+    ``psf_amp[j]``. A pixel-response term (1/12 pixel^2) is added to every covariance, so
+    sampling at pixel centres integrates over pixels. Stamps are normalised to ``flux``.
+    """
+    n = x.shape[0]
+    npsf = psf_var.shape[0]
+    for i in prange(n):
+        r = radius[i]
+        side = 2 * r + 1
+        cx = np.floor(x[i] + 0.5)
+        cy = np.floor(y[i] + 0.5)
+        fx = x[i] - cx
+        fy = y[i] - cy
+        o = offsets[i]
+        ng = gal_ncomp[i]
+        m = ng * npsf
+        w = np.empty(m)
+        ixx = np.empty(m)
+        ixy = np.empty(m)
+        iyy = np.empty(m)
+        k = 0
+        a2 = alpha[i] * alpha[i]
+        for g in range(ng):
+            for j in range(npsf):
+                cxx = gal_cxx[i, g] + a2 * psf_var[j] * psf_s11 + 1.0 / 12.0
+                cxy = gal_cxy[i, g] + a2 * psf_var[j] * psf_s12
+                cyy = gal_cyy[i, g] + a2 * psf_var[j] * psf_s22 + 1.0 / 12.0
+                det = cxx * cyy - cxy * cxy
+                w[k] = gal_amp[i, g] * psf_amp[j] / (2.0 * math.pi * math.sqrt(det))
+                ixx[k] = cyy / det
+                ixy[k] = -cxy / det
+                iyy[k] = cxx / det
+                k += 1
+        s = 0.0
+        for jy in range(side):
+            dy = (jy - r) - fy
+            for jx in range(side):
+                dx = (jx - r) - fx
+                v = 0.0
+                for k in range(m):
+                    q = ixx[k] * dx * dx + 2.0 * ixy[k] * dx * dy + iyy[k] * dy * dy
+                    if q < 60.0:
+                        v += w[k] * math.exp(-0.5 * q)
+                out[o + jy * side + jx] = v
+                s += v
+        if s > 0:
+            scale = flux[i] / s
+            for k in range(side * side):
+                out[o + k] *= scale
+
+
+@njit
+def add_stamps(image, x, y, radius, offsets, buf):
+    """Add the stamps of ``buf`` (see :func:`moffat_stamps`) into ``image``, clipped at its edges."""
+    ny, nx = image.shape
+    for i in range(x.shape[0]):
+        r = radius[i]
+        side = 2 * r + 1
+        cx = int(np.floor(x[i] + 0.5))
+        cy = int(np.floor(y[i] + 0.5))
+        o = offsets[i]
+        for jy in range(side):
+            py = cy - r + jy
+            if py < 0 or py >= ny:
+                continue
+            for jx in range(side):
+                px = cx - r + jx
+                if px < 0 or px >= nx:
+                    continue
+                image[py, px] += buf[o + jy * side + jx]
+
+
+@njit(parallel=True)
+def bleed_columns(image, full_well):
+    """Charge above ``full_well`` (per pixel, e-) spills half up, half down its column.
+
+    Pixels that overflow are set to the full well; the excess fills the next pixels along
+    the column until it is used up or leaves the detector.
+    """
+    ny, nx = image.shape
+    for ix in prange(nx):
+        up = 0.0
+        excess = np.zeros(ny)
+        for iy in range(ny):
+            if image[iy, ix] > full_well[iy, ix]:
+                excess[iy] = image[iy, ix] - full_well[iy, ix]
+                image[iy, ix] = full_well[iy, ix]
+        for iy in range(ny):
+            if up > 0.0:
+                room = full_well[iy, ix] - image[iy, ix]
+                if room > 0.0:
+                    take = min(room, up)
+                    image[iy, ix] += take
+                    up -= take
+            up += 0.5 * excess[iy]
+        down = 0.0
+        for iy in range(ny - 1, -1, -1):
+            if down > 0.0:
+                room = full_well[iy, ix] - image[iy, ix]
+                if room > 0.0:
+                    take = min(room, down)
+                    image[iy, ix] += take
+                    down -= take
+            down += 0.5 * excess[iy]
+
+
+@njit
+def deposit_tracks(image, x0, y0, x1, y1, electrons, width):
+    """Cosmic rays: straight tracks from (x0, y0) to (x1, y1) depositing ``electrons`` per pixel
+    of length, sharp (not convolved with the PSF). ``width`` 0 marks a 1-pixel track, 1 spreads
+    a quarter of the charge to each side neighbour (wider, fatter hits)."""
+    ny, nx = image.shape
+    for i in range(x0.shape[0]):
+        dx = x1[i] - x0[i]
+        dy = y1[i] - y0[i]
+        length = math.sqrt(dx * dx + dy * dy)
+        nstep = int(length * 4.0) + 1
+        per = electrons[i] * max(length, 1.0) / nstep
+        for s in range(nstep):
+            t = (s + 0.5) / nstep
+            px = int(np.floor(x0[i] + t * dx + 0.5))
+            py = int(np.floor(y0[i] + t * dy + 0.5))
+            if width[i] == 0:
+                if 0 <= px < nx and 0 <= py < ny:
+                    image[py, px] += per
+            else:
+                if 0 <= px < nx and 0 <= py < ny:
+                    image[py, px] += 0.5 * per
+                for e in (-1, 1):
+                    if abs(dx) > abs(dy):
+                        qx, qy = px, py + e
+                    else:
+                        qx, qy = px + e, py
+                    if 0 <= qx < nx and 0 <= qy < ny:
+                        image[qy, qx] += 0.25 * per
