@@ -271,8 +271,20 @@ def _bitpix(path: str, h: HduHeader) -> int:
 
 
 def _amp(path: str, order: int, h: HduHeader, primary: Mapping[str, Any], single: bool) -> AmpInfo:
+    """One amplifier's sections and electronics; refusals name the HDU at the end."""
+    try:
+        return _amp_checked(path, order, h, primary, single)
+    except InputError as exc:
+        if single and h.index == 0:
+            raise
+        new = InputError(f"{exc} (HDU {h.index})")
+        new.path, new.keyword = exc.path, exc.keyword
+        raise new from None
+
+
+def _amp_checked(path: str, order: int, h: HduHeader, primary: Mapping[str, Any], single: bool) -> AmpInfo:
     hdr = h.header
-    where = f"{path}[{h.index}]"
+    where = path
     if len(h.shape) != 2:
         raise InputError(f"amplifier image has {len(h.shape)} axes, 2 expected", path=where, keyword="NAXIS")
     _bitpix(where, h)
@@ -336,8 +348,8 @@ def _assemble(path: str, amps: tuple[AmpInfo, ...]) -> tuple[tuple[AmpInfo, ...]
     for i, a in enumerate(amps):
         for b in amps[i + 1:]:
             if _overlap(a.detsec, b.detsec):
-                raise InputError(f"{format_section(b.detsec)} of {b.name} overlaps {format_section(a.detsec)} of {a.name}",
-                                 path=f"{path}[{b.hdu}]", keyword="DETSEC")
+                raise InputError(f"{format_section(b.detsec)} of {b.name} (HDU {b.hdu}) overlaps "
+                                 f"{format_section(a.detsec)} of {a.name} (HDU {a.hdu})", path=path, keyword="DETSEC")
     area = sum(a.detsec.shape[0] * a.detsec.shape[1] for a in amps)
     if area != ny * nx:
         raise InputError(f"the amplifiers' DETSECs cover {area} of the {nx}x{ny} detector pixels (gaps)",
