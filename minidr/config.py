@@ -114,10 +114,23 @@ class AstrometryConfig:
     sip_degree: int = _f(2, "degree of the SIP distortion polynomial (0 for pure TAN)")
     min_matches: int = _f(6, "fewest reference matches for an accepted fit")
     max_rms: float = _f(0.2, "largest accepted fit RMS, arcsec")
+    vote_sources: int = _f(50, "brightest sources used in the offset/rotation vote (against 3x as many reference stars)")
+    vote_bin: float = _f(2.0, "cell size of the offset vote histogram, arcsec")
+    min_votes: int = _f(5, "fewest coincident pairs for the offset/rotation vote to be trusted")
+    clip_sigma: float = _f(3.0, "matches whose fit residual exceeds this many sigma are rejected")
+    clip_iterations: int = _f(3, "fit / clip iterations at the final match radius")
+    position_floor: float = _f(0.01, "error added in quadrature to centroid errors when weighting the fit (reference catalog noise), arcsec")
+    mag_tolerance: float = _f(1.0, "matches whose ref_mag + 2.5 log10(flux) is further than this from the median are rejected, mag (0: off)")
 
     def validate(self):
         if self.min_matches < 3:
             raise ConfigError("astrometry.min_matches must be >= 3")
+        if self.vote_sources < 3:
+            raise ConfigError("astrometry.vote_sources must be >= 3")
+        if self.vote_bin <= 0 or self.match_radius <= 0:
+            raise ConfigError("astrometry.vote_bin and astrometry.match_radius must be > 0")
+        if not 0 <= self.sip_degree <= 5:
+            raise ConfigError("astrometry.sip_degree must be between 0 and 5")
 
 
 @dataclass(frozen=True)
