@@ -15,12 +15,12 @@ from scipy.optimize import nnls
 
 BANDS = "ugrizy"
 
-STAR_DENSITY = 12_000.0
-"""Stars per deg^2 between STAR_MAG_RANGE (r band): ~140 on a 1024^2 detector, ~40 brighter than 22."""
+STAR_DENSITY = 45_000.0
+"""Stars per deg^2 within STAR_MAG_RANGE (r band): ~145 on a 1024^2 detector, ~40 brighter than r=22."""
 STAR_MAG_RANGE = (16.0, 25.0)
 STAR_SLOPE = 0.17
 """Star counts dN/dm ~ 10^(slope m)."""
-GALAXY_DENSITY = 20_000.0
+GALAXY_DENSITY = 60_000.0
 GALAXY_MAG_RANGE = (18.0, 25.5)
 GALAXY_SLOPE = 0.33
 VARIABLE_FRACTION = 0.05
