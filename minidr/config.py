@@ -138,6 +138,7 @@ class PhotometryConfig:
     min_snr: float = _f(20.0, "minimum S/N of stars used for the zero point")
     clip_sigma: float = _f(3.0, "sigma clipping of zero-point estimates")
     min_stars: int = _f(3, "fewest reference stars for an accepted zero point")
+    error_floor: float = _f(0.01, "per-star zero-point error added in quadrature to the photon noise (reference catalog errors), mag")
 
     def validate(self):
         if self.min_stars < 1:
