@@ -45,7 +45,7 @@ class IsrConfig:
     cr_contrast: float = _f(2.0, "cosmic-ray detection: minimum sharpness contrast against the PSF (a seed exceeds the mean of two opposite neighbours by this factor, its square along diagonals; 2 keeps stars of FWHM >= 2 px safe)")
     cosmic_rays: bool = _f(True, "find, mask (CR, grown by 1 px) and interpolate cosmic rays in science frames")
     cr_grow_sigma: float = _f(3.0, "cosmic-ray detection: significance (sigma) of pixels next to a hit that extend it")
-    cr_noise: float = _f(1.0, "cosmic-ray detection: noise allowance (sigma) on each side of the sharpness test")
+    cr_noise: float = _f(2.0, "cosmic-ray detection: noise allowance (sigma) on each side of the sharpness test")
     cr_iterations: int = _f(4, "cosmic-ray detection: passes that extend hits into their neighbours")
     interpolate_defects: bool = _f(True, "interpolate BAD, HOT and NO_DATA pixels along rows (sets INTERP)")
 

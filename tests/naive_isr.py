@@ -157,7 +157,7 @@ def naive_interpolate_rows(image, variance, mask, badbits, keepbits):
         xs = np.nonzero(bad)[0]
         img[y, xs] = np.interp(xs, good, image[y, good])
         var[y, xs] = np.interp(xs, good, variance[y, good])
-        m[y, xs] |= MaskBit.INTERP
+        m[y, xs] |= np.uint16(MaskBit.INTERP)
     return img, var, m
 
 
