@@ -144,16 +144,27 @@ def read_raw(path: str | Path) -> RawExposure:
     with _open(path) as hdul:
         primary, hdus = _headers(path, hdul)
         info = raw_info(str(path), primary, hdus)
-        pixels = []
-        for amp in info.amps:
-            try:
-                data = hdul[amp.hdu].data
-            except (OSError, ValueError, TypeError, EOFError, zlib.error) as exc:
-                raise InputError(f"cannot read the pixels of HDU {amp.hdu} ({_oneline(exc)})", path=str(path)) from None
-            if data is None or data.ndim != 2:
-                raise InputError(f"HDU {amp.hdu} holds no 2-d image", path=str(path), keyword="NAXIS")
-            pixels.append(np.ascontiguousarray(data, dtype=np.int32))
+        if _is_gzip(path):  # already decompressed in memory
+            pixels = [_pixels(path, amp.hdu, lambda i: hdul[i].data) for amp in info.amps]
+            return RawExposure(info=info, amp_pixels=pixels)
+    import fitsio  # cfitsio decompresses tiles about twice as fast as astropy
+
+    try:
+        with fitsio.FITS(str(path)) as fh:
+            pixels = [_pixels(path, amp.hdu, lambda i: fh[i].read()) for amp in info.amps]
+    except OSError as exc:
+        raise InputError(f"cannot read the pixels ({_oneline(exc)})", path=str(path)) from None
     return RawExposure(info=info, amp_pixels=pixels)
+
+
+def _pixels(path: Path, index: int, read) -> np.ndarray:
+    try:
+        data = read(index)
+    except (OSError, ValueError, TypeError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read the pixels of HDU {index} ({_oneline(exc)})", path=str(path)) from None
+    if data is None or data.ndim != 2:
+        raise InputError(f"HDU {index} holds no 2-d image", path=str(path), keyword="NAXIS")
+    return np.ascontiguousarray(data, dtype=np.int32)
 
 
 def raw_shape_summary(info: RawInfo) -> str:
