@@ -258,32 +258,28 @@ class Box(Region):
         return max(dec_span, self.ra_span() * cosd, 1e-7)
 
     def cells(self, order: int) -> np.ndarray:
-        lo = self.ra_min % 360.0
-        hi = self.ra_max % 360.0
-        if self.full_ra:
-            parts = [(0.0, 360.0)]
-        elif lo <= hi:
-            parts = [(lo, hi)]
+        # cdshealpix zone_search wraps by itself when lon_min > lon_max, but misses cells
+        # when lon_min is exactly 0: nudge the bounds outwards by a hair (the coverage only grows).
+        eps = 1e-9
+        if self.full_ra or self.ra_span() >= 360.0 - 1e-6:
+            a, b = 180.0, 180.0 - eps
         else:
-            parts = [(lo, 360.0), (0.0, hi)]
-        out = []
-        for a, b in parts:
-            # zones are half-open; widen by a hair so boundary points stay covered
-            a2 = max(0.0, a - 1e-9)
-            b2 = min(360.0, b + 1e-9)
-            if b2 <= a2:
-                b2 = min(360.0, a2 + 1e-9)
-            dmin = max(-90.0, self.dec_min - 1e-9)
-            dmax = min(90.0, self.dec_max + 1e-9)
-            if dmax <= dmin:
-                dmax = min(90.0, dmin + 1e-9)
-            ipix, depth, _ = nested.zone_search(
-                Longitude(a2 * u.deg), Latitude(dmin * u.deg),
-                Longitude(b2 * u.deg, wrap_angle=360.1 * u.deg) if b2 >= 360.0 else Longitude(b2 * u.deg),
-                Latitude(dmax * u.deg), order, flat=True,
-            )
-            out.append(np.asarray(ipix, dtype=np.int64))
-        return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+            a = (self.ra_min % 360.0) - eps
+            b = (self.ra_max % 360.0) + eps
+            a = a + 360.0 if a < 0 else a
+            b = b - 360.0 if b >= 360.0 else b
+            if a == 0.0:
+                a = 360.0 - eps
+        dmin = max(-90.0, self.dec_min - eps)
+        dmax = min(90.0, self.dec_max + eps)
+        if dmax <= dmin:
+            dmax = min(90.0, dmin + eps)
+            dmin = dmax - eps
+        ipix, depth, _ = nested.zone_search(
+            Longitude(a * u.deg), Latitude(dmin * u.deg), Longitude(b * u.deg), Latitude(dmax * u.deg), order,
+            flat=True,
+        )
+        return np.unique(np.asarray(ipix, dtype=np.int64))
 
 
 @dataclass(frozen=True)
