@@ -94,31 +94,34 @@ def _add_healpix(table: pa.Table, ra_column: str, dec_column: str, name: str) ->
     return table.add_column(0, healpix_field(), hp)
 
 
-def _sort_rows(table: pa.Table, sort_columns: tuple[str, ...], name: str) -> pa.Table:
-    """Rows sorted by (_healpix_29, *sort_columns), ties broken by every other column."""
+def _row_order(table: pa.Table, sort_columns: tuple[str, ...], name: str) -> np.ndarray:
+    """Row indices sorting ``table`` by (_healpix_29, *sort_columns, every other column).
+
+    The bulk of the work is one stable argsort of ``_healpix_29``; only rows sharing a
+    ``_healpix_29`` value are sorted further, by the remaining keys, so the order is a
+    total order of the row values (identical rows are indistinguishable anyway).
+    """
     for col in sort_columns:
         if col not in table.column_names:
             raise InputError("unknown sort column", path=name, keyword=col)
     hp = table[HEALPIX_COLUMN].to_numpy()
-    if not sort_columns:
-        order = np.argsort(hp, kind="stable")
-        keys_sorted = [hp[order]]
-    else:
-        keys = [(HEALPIX_COLUMN, "ascending")] + [(c, "ascending") for c in sort_columns]
-        order = pc.sort_indices(table, sort_keys=keys).to_numpy()
-        keys_sorted = [hp[order]] + [table[c].take(order).to_numpy(zero_copy_only=False) for c in sort_columns]
-    if table.num_rows > 1:
-        tie = np.ones(table.num_rows - 1, dtype=bool)
-        for k in keys_sorted:
-            tie &= k[1:] == k[:-1]
-        if tie.any():
-            rest = [c for c in table.column_names if c != HEALPIX_COLUMN and c not in sort_columns]
-            sortable = [c for c in rest if _sortable(table.schema.field(c).type)]
-            keys = [(HEALPIX_COLUMN, "ascending")] + [(c, "ascending") for c in (*sort_columns, *sortable)]
-            order = pc.sort_indices(table, sort_keys=keys).to_numpy()
-    if np.all(order[1:] > order[:-1]):
-        return table
-    return table.take(order)
+    order = np.argsort(hp, kind="stable")
+    if hp.size < 2:
+        return order
+    hs = hp[order]
+    eq = hs[1:] == hs[:-1]
+    if not eq.any():
+        return order
+    in_tie = np.zeros(hp.size, dtype=bool)
+    in_tie[1:] |= eq
+    in_tie[:-1] |= eq
+    pos = np.flatnonzero(in_tie)
+    sub = table.take(order[pos])
+    rest = [c for c in table.column_names if c != HEALPIX_COLUMN and c not in sort_columns]
+    keys = [HEALPIX_COLUMN, *sort_columns, *(c for c in rest if _sortable(table.schema.field(c).type))]
+    perm = pc.sort_indices(sub, sort_keys=[(c, "ascending") for c in keys]).to_numpy()
+    order[pos] = order[pos][perm]
+    return order
 
 
 def _sortable(t: pa.DataType) -> bool:
@@ -157,6 +160,7 @@ def _write_options(schema: pa.Schema, row_group_rows: int, compression: str) -> 
         write_statistics=True,
         sorting_columns=[pq.SortingColumn(0)],
         store_schema=True,
+        write_batch_size=65536,
     )
 
 
@@ -238,9 +242,10 @@ def write_hats_catalog(
         table = pa.Table.from_batches([table])
 
     table = _add_healpix(table, ra_column, dec_column, name)
-    table = _sort_rows(table, tuple(sort_columns), name)
+    order = _row_order(table, tuple(sort_columns), name)
     table = _clean_schema(table).combine_chunks()
-    hp = table[HEALPIX_COLUMN].to_numpy()
+    identity = bool(np.all(order[1:] > order[:-1]))
+    hp = table[HEALPIX_COLUMN].to_numpy()[order]
     partitions = plan_partitions(hp, int(partition_rows), MAX_ORDER)
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -250,13 +255,16 @@ def write_hats_catalog(
 
     def work(i: int) -> pq.FileMetaData:
         p = partitions[i]
-        return _write_partition(table.slice(p.start, p.n_rows), directory / rel_paths[i], options)
+        rows = table.slice(p.start, p.n_rows) if identity else table.take(order[p.start:p.stop])
+        return _write_partition(rows, directory / rel_paths[i], options)
 
     if n_threads == 1:
         metas = [work(i) for i in range(len(partitions))]
     else:
+        # largest partitions first keeps the threads evenly loaded; results stay in plan order
         with ThreadPoolExecutor(n_threads) as pool:
-            metas = list(pool.map(work, range(len(partitions))))
+            futures = {i: pool.submit(work, i) for i in sorted(range(len(partitions)), key=lambda k: -partitions[k].n_rows)}
+            metas = [futures[i].result() for i in range(len(partitions))]
 
     for meta, rel in zip(metas, rel_paths):
         meta.set_file_path(rel[len("dataset/"):])

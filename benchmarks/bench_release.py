@@ -1,0 +1,100 @@
+"""Benchmark: the HATS writer against pyarrow's own Parquet writer on the same rows.
+
+    .venv/bin/python benchmarks/bench_release.py [--rows 5000000] [--partition-rows 500000] [--repeat 1]
+
+Builds a Source-like table (the release Source schema, random values, positions in a
+10x10 deg field), then times
+  * plain   ``pq.write_table(table, file, compression=zstd)`` (one file, pyarrow defaults), and
+  * minidr  ``write_hats_catalog``: _healpix_29 computation, sort, partition plan,
+            one file per partition, _metadata, _common_metadata, properties.
+Prints rows/s of both and their ratio (>= 1 means the writer is at least as fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from minidr.release import schema as S
+from minidr.release.writer import write_hats_catalog
+
+
+def make_table(n: int, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    cols = []
+    for f in S.SOURCE_SCHEMA:
+        if f.name == S.HEALPIX_COLUMN:
+            continue
+        if f.name == "ra":
+            a = rng.uniform(100, 110, n)
+        elif f.name == "dec":
+            a = rng.uniform(-5, 5, n)
+        elif f.name == "band":
+            a = pa.array(rng.choice(["g", "r", "i"], n))
+        elif f.name in ("sourceId",):
+            a = rng.permutation(n).astype(np.int64)
+        elif pa.types.is_integer(f.type):
+            a = rng.integers(0, 5000, n).astype(f.type.to_pandas_dtype())
+        else:
+            a = rng.normal(100, 10, n)
+        cols.append(pa.array(a, type=f.type))
+    return pa.Table.from_arrays(cols, schema=pa.schema([f for f in S.SOURCE_SCHEMA if f.name != S.HEALPIX_COLUMN]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--partition-rows", type=int, default=500_000)
+    ap.add_argument("--row-group-rows", type=int, default=20_000)
+    ap.add_argument("--compression", default="zstd")
+    ap.add_argument("--jobs", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    table = make_table(args.rows)
+    print(f"table: {table.num_rows} rows, {table.num_columns} columns, {table.nbytes / 1e6:.0f} MB in memory "
+          f"(built in {time.perf_counter() - t0:.1f} s)")
+    tmp = Path(tempfile.mkdtemp(prefix="bench_release_"))
+    try:
+        best_plain = best_hats = cpu_plain = cpu_hats = float("inf")
+        for r in range(args.repeat):
+            f = tmp / f"plain{r}.parquet"
+            t0, c0 = time.perf_counter(), time.process_time()
+            pq.write_table(table, f, compression=args.compression)
+            best_plain = min(best_plain, time.perf_counter() - t0)
+            cpu_plain = min(cpu_plain, time.process_time() - c0)
+            plain_size = f.stat().st_size
+            f.unlink()
+
+            d = tmp / f"hats{r}"
+            t0, c0 = time.perf_counter(), time.process_time()
+            info = write_hats_catalog(table, d, name="Source", ra_column="ra", dec_column="dec",
+                                      partition_rows=args.partition_rows, row_group_rows=args.row_group_rows,
+                                      compression=args.compression, sort_columns=("sourceId",), jobs=args.jobs)
+            best_hats = min(best_hats, time.perf_counter() - t0)
+            cpu_hats = min(cpu_hats, time.process_time() - c0)
+            hats_size = sum((d / p).stat().st_size for p in info.files)
+            shutil.rmtree(d)
+        n = table.num_rows
+        print(f"pq.write_table     : {best_plain:6.2f} s wall  {cpu_plain:6.2f} s CPU  {n / best_plain / 1e6:6.2f} Mrows/s"
+              f"  {plain_size / 1e6:7.1f} MB")
+        print(f"write_hats_catalog : {best_hats:6.2f} s wall  {cpu_hats:6.2f} s CPU  {n / best_hats / 1e6:6.2f} Mrows/s"
+              f"  {hats_size / 1e6:7.1f} MB"
+              f"  ({len(info.partitions)} partitions, max order {info.max_order})")
+        print(f"ratio (writer rate / pyarrow rate): {best_plain / best_hats:.2f} wall, "
+              f"{cpu_plain / cpu_hats:.2f} CPU; machine load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
