@@ -105,7 +105,8 @@ class Repo:
         """What is ingested, processed and released.
 
         ``{"path", "raws": {"total", "by_type", "by_band", "by_detector", "visits"},
-        "frames": {"science", "done", "failed", "pending"}, "calibs": {kind: n},
+        "frames": {"science", "done", "failed", "pending"}, "failed_frames": [{visit, detector, message}],
+        "calibs": {kind: n},
         "refcat": {...} | None, "releases": [{name, path, n_objects, n_sources, created_at}]}``
         (``by_band`` and ``by_detector`` are keyed ``"type band"`` / ``"type detector"``).
         """
@@ -125,6 +126,8 @@ class Repo:
             },
             "frames": {"science": n_science, "done": done, "failed": failed,
                        "pending": max(n_science - done - failed, 0)},
+            "failed_frames": [{k: f[k] for k in ("visit", "detector", "message")}
+                              for f in reg.frames() if f["status"] == "failed"],
             "calibs": c["calibs"],
             "refcat": reg.refcat_info(),
             "releases": reg.releases(),

@@ -28,7 +28,7 @@ def init(repo, config_file, partition_rows, quiet):
 
 @click.command()
 @click.argument("repo", type=click.Path(file_okay=False))
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--refcat", type=click.Path(dir_okay=False),
               help="Reference catalog: Parquet, CSV or FITS table with ra, dec [deg] and <band>_mag [AB].")
 @quiet_option
@@ -41,6 +41,8 @@ def ingest(repo, paths, refcat, quiet):
     from ..repo.ingest import collect_files
     from ..repository import Repo
 
+    if not paths and not refcat:
+        raise click.UsageError("give raw files or folders to ingest (PATH...), or --refcat FILE")
     r = Repo(repo)
     total = len(collect_files(paths))
     with progress(total, "ingest", quiet) as advance:
@@ -94,6 +96,10 @@ def format_status(st: dict) -> str:
     fr = st["frames"]
     out.append(f"science frames: {fr['science']} ingested, {fr['done']} processed, {fr['failed']} failed, "
                f"{fr['pending']} pending")
+    for f in st.get("failed_frames", [])[:10]:
+        out.append(f"  failed: visit {f['visit']} detector {f['detector']}: {f['message']}")
+    if fr["failed"] > 10:
+        out.append(f"  ... and {fr['failed'] - 10} more")
     ref = st["refcat"]
     out.append(f"reference catalog: {ref['n_rows']} rows, bands {','.join(ref['bands'])} ({ref['path']})" if ref
                else "reference catalog: none")

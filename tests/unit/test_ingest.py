@@ -211,6 +211,12 @@ def test_status_counts(repo, good):
     assert st["raws"]["by_detector"]["science 1"] == 2 and st["raws"]["visits"]["science"] == 2
     assert st["frames"] == {"science": 4, "done": 1, "failed": 1, "pending": 2}
     assert [r["name"] for r in st["releases"]] == ["DR1"]
+    assert st["failed_frames"] == [{"visit": 10, "detector": 1, "message": "x"}]
+    from minidr.cli.repo import format_status
+
+    text = format_status(st)
+    assert "  failed: visit 10 detector 1: x" in text and "master calibrations: none" in text
+    assert "DR1" in text.splitlines()[-1] and "releases: 1" in text
 
 
 def cli(argv, capsys):
@@ -242,6 +248,10 @@ def test_cli_init_ingest_status(tmp_path, good, capsys):
     assert lines[-1] == "6 ingested, 0 already present, 1 refused"
     code, _, err = cli(["ingest", r, good, "--quiet"], capsys)
     assert code == 0 and err == ""
+    code, _, err = cli(["ingest", r, "--refcat", tmp_path / "ref.parquet", "-q"], capsys)
+    assert code == 0 and err == ""
+    code, _, err = cli(["ingest", r], capsys)
+    assert code == 2 and "give raw files" in err
 
     code, out, _ = cli(["status", r], capsys)
     assert code == 0
