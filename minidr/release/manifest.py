@@ -83,3 +83,56 @@ def list_releases(releases_dir: Path) -> list[str]:
             continue
         found.append((created, d.name))
     return [n for _, n in sorted(found)]
+
+
+def catalog_partitions(catalog_dir: Path) -> list[tuple[int, int, str]]:
+    """``(order, pixel, path)`` of every partition of a HATS catalog, from ``partition_info.csv``.
+
+    ``path`` is relative to ``catalog_dir``; the list is sorted by order-29 range (so
+    reading the files in this order gives rows sorted by ``_healpix_29``). Each partition
+    holds the ``_healpix_29`` values ``[pixel << 2*(29-order), (pixel+1) << 2*(29-order))``.
+    """
+    path = Path(catalog_dir) / "partition_info.csv"
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise ReleaseError(f"{path}: missing (not a HATS catalog)") from None
+    if not lines or lines[0].replace(" ", "") != "Norder,Npix":
+        raise ReleaseError(f"{path}: expected the header 'Norder,Npix'")
+    out = []
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            order, pixel = (int(v) for v in line.split(","))
+        except ValueError:
+            raise ReleaseError(f"{path}: line {i}: expected 'Norder,Npix' integers") from None
+        rel = f"dataset/Norder={order}/Dir={(pixel // 10_000) * 10_000}/Npix={pixel}.parquet"
+        out.append((order, pixel, rel))
+    out.sort(key=lambda t: t[1] << (2 * (29 - t[0])))
+    return out
+
+
+def read_properties(catalog_dir: Path) -> dict[str, str]:
+    """The ``hats.properties`` of a catalog as a dict of strings (java-properties escapes undone)."""
+    path = Path(catalog_dir) / "hats.properties"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ReleaseError(f"{path}: missing (not a HATS catalog)") from None
+    props = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith(("#", "!")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        out, i = [], 0
+        while i < len(value):
+            if value[i] == "\\" and i + 1 < len(value):
+                nxt = value[i + 1]
+                out.append("\n" if nxt == "n" else nxt)
+                i += 2
+            else:
+                out.append(value[i])
+                i += 1
+        props[key.strip()] = "".join(out)
+    return props

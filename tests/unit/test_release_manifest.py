@@ -148,3 +148,15 @@ def test_load_manifest_errors(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ReleaseError, match="unreadable"):
         load_manifest(tmp_path)
+
+
+def test_catalog_partitions_and_properties(release):
+    from minidr.release.manifest import catalog_partitions, read_properties
+
+    parts = catalog_partitions(release / "Source")
+    assert parts and all((release / "Source" / p).is_file() for _, _, p in parts)
+    starts = [pix << (2 * (29 - o)) for o, pix, _ in parts]
+    assert starts == sorted(starts)
+    props = read_properties(release / "Source")
+    assert props["hats_col_ra"] == "ra" and props["dataproduct_type"] == "source"
+    assert int(props["hats_nrows"]) == load_manifest(release)["outputs"]["tables"]["Source"]["rows"]
