@@ -24,8 +24,11 @@ def make_raw(truth_e, *, rng, imagetyp="science", exptime=30.0, band="r", detect
     hy, hx = ny // 2, nx // 2
     blocks = [(0, hy, 0, hx), (0, hy, hx, nx), (hy, ny, 0, hx), (hy, ny, hx, nx)]
     amps, pixels = [], []
-    expect = np.clip(truth_e, 0, None)
-    signal = rng.poisson(expect).astype(float) if poisson else expect.astype(float)
+    truth_e = np.asarray(truth_e, dtype=float)
+    if poisson:  # Poisson noise on the positive part; a negative pedestal stays as it is
+        signal = rng.poisson(np.clip(truth_e, 0, None)).astype(float) + np.minimum(truth_e, 0)
+    else:
+        signal = truth_e.copy()
     for i, (y0, y1, x0, x1) in enumerate(blocks):
         fx, fy = flips[i]
         g, rn, b = gains[i], rdnoise[i], bias_adu[i]

@@ -1,0 +1,145 @@
+"""Master bias, dark and flat recover planted truth; clipped stacking against numpy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minidr.calib import master_bias, master_dark, master_flat
+from minidr.calib import kernels as k
+from minidr.config import Config
+from minidr.errors import InputError
+from minidr.isr import run
+from minidr.products import MaskBit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from naive_isr import make_raw, naive_clipped_mean  # noqa: E402
+
+CFG = Config()
+SHAPE = (80, 100)
+RN = (5.0, 6.0, 4.5, 5.5)
+
+
+@pytest.fixture(scope="module")
+def truth():
+    rng = np.random.default_rng(100)
+    bias = 15 * np.sin(np.arange(SHAPE[1]) / 11.0)[None, :] + 3 * np.cos(np.arange(SHAPE[0]) / 5.0)[:, None]
+    dark = np.full(SHAPE, 0.05)
+    hot = [(10, 10), (40, 77), (70, 3)]
+    for y, x in hot:
+        dark[y, x] = 20.0
+    flat = 1 + 0.1 * np.sin(np.arange(SHAPE[1]) / 15.0)[None, :] * np.cos(np.arange(SHAPE[0]) / 20.0)[:, None]
+    flat[:, 33] = 0.2  # a bad column
+    flat[50, 60] = 2.0  # an over-responsive pixel
+    return dict(rng=rng, bias=bias, dark=dark, hot=hot, flat=flat)
+
+
+@pytest.fixture(scope="module")
+def masters(truth):
+    rng = truth["rng"]
+    biases = [make_raw(truth["bias"], rng=rng, imagetyp="bias", exptime=0.0, poisson=False, path=f"bias{i}.fits",
+                       drift=lambda r, i=i: 3.0 * i + 0.01 * r, rdnoise=RN)
+              for i in range(7)]
+    # one bias frame carries a cosmic ray, which clipping must reject
+    biases[3].amp_pixels[0][20, biases[3].info.amps[0].datasec.x0 + 20] += 5000
+    b = master_bias(biases, CFG)
+    t = 300.0
+    darks = [make_raw(truth["bias"] + truth["dark"] * t, rng=rng, imagetyp="dark", exptime=t,
+                      path=f"dark{i}.fits", rdnoise=RN) for i in range(7)]
+    d = master_dark(darks, b, CFG)
+    flats = [make_raw(truth["bias"] + truth["dark"] * 2.0 + level * truth["flat"], rng=rng, imagetyp="flat",
+                      exptime=2.0, band="g", path=f"flat{i}.fits", rdnoise=RN)
+             for i, level in enumerate((15000.0, 20000.0, 18000.0, 25000.0, 16000.0))]
+    f = master_flat(flats, b, d, CFG)
+    return b, d, f
+
+
+def test_master_bias_recovers_structure(truth, masters):
+    b = masters[0]
+    assert b.kind == "bias" and b.detector == 1 and b.band is None
+    assert b.inputs == tuple(f"bias{i}.fits" for i in range(7))
+    resid = b.image - truth["bias"]
+    # noise of a 7-frame clipped mean: ~rn/sqrt(7) ~ 2.1 e- (plus ~0.6 e- ADU rounding)
+    assert abs(resid.mean()) < 0.3
+    assert resid.std() < 1.2 * 5.5 / np.sqrt(7) + 0.3
+    # the cosmic ray in one frame is gone
+    assert abs(resid[20, 20]) < 10
+
+
+def test_master_dark_recovers_current_and_flags_hot(truth, masters):
+    d = masters[1]
+    assert d.kind == "dark"
+    normal = np.ones(SHAPE, bool)
+    for y, x in truth["hot"]:
+        normal[y, x] = False
+        assert d.mask[y, x] & MaskBit.HOT
+        assert d.image[y, x] == pytest.approx(20.0, rel=0.02)
+    hot = (d.mask & MaskBit.HOT) != 0
+    assert hot.sum() == len(truth["hot"])  # no false hot pixel
+    assert abs(np.mean(d.image[normal]) - 0.05) < 0.005  # e-/s
+
+
+def test_master_flat_recovers_response_and_flags_bad(truth, masters):
+    f = masters[2]
+    assert f.kind == "flat" and f.band == "g"
+    good = (f.mask & MaskBit.BAD) == 0
+    want = truth["flat"] / np.median(truth["flat"][good])
+    ratio = f.image[good] / want[good]
+    assert abs(np.median(f.image[good]) - 1.0) < 0.01
+    assert np.std(ratio) < 0.005  # 5 flats of ~1.5e4-2.5e4 e-: ~0.3% per pixel
+    bad = ~good
+    assert bad[:, 33].all() and bad[50, 60]
+    assert bad.sum() == SHAPE[0] + 1
+
+
+def test_science_chain_with_masters(truth, masters):
+    rng = np.random.default_rng(5)
+    b, d, f = masters
+    sky = 800.0
+    raw = make_raw(truth["bias"] + truth["dark"] * 60 + sky * truth["flat"], rng=rng, exptime=60.0,
+                   band="g", rdnoise=RN)
+    e = run(raw, b, d, f, CFG)
+    good = (e.mask & (MaskBit.BAD | MaskBit.HOT)) == 0
+    scale = np.median(truth["flat"][(f.mask & MaskBit.BAD) == 0])
+    assert abs(np.median(e.image[good]) - sky * scale) < 3.0
+    assert (e.mask[:, 33] & MaskBit.BAD).all()
+    for y, x in truth["hot"]:
+        assert e.mask[y, x] & MaskBit.HOT
+
+
+def test_clipped_mean_kernel_matches_naive():
+    rng = np.random.default_rng(3)
+    stack = rng.normal(100, 5, (9, 30, 40)).astype(np.float32)
+    stack[2, 5, 5] = 1e4
+    stack[4, :, 7] = -500
+    stack[1, 10, 10] = np.nan
+    stack[:, 0, 0] = 7.0  # zero spread
+    for clip, iters in ((3.0, 3), (2.0, 1), (5.0, 5)):
+        got, nkept = k.clipped_mean_stack(stack, clip, iters)
+        want = naive_clipped_mean(stack, clip, iters)
+        assert np.allclose(got, want, rtol=1e-6, atol=1e-4)
+    got, nkept = k.clipped_mean_stack(stack, 3.0, 3)
+    assert got[5, 5] == pytest.approx(100, abs=6) and nkept[5, 5] <= 8
+    assert nkept[10, 10] <= 8 and got[0, 0] == 7.0
+
+
+def test_refuses_empty_and_mixed_inputs(truth, masters):
+    rng = np.random.default_rng(1)
+    with pytest.raises(InputError, match="no bias"):
+        master_bias([], CFG)
+    a = make_raw(np.zeros(SHAPE), rng=rng, imagetyp="bias", detector=1, path="a.fits")
+    c = make_raw(np.zeros(SHAPE), rng=rng, imagetyp="bias", detector=2, path="c.fits")
+    with pytest.raises(InputError, match=r"mixed detectors.*a\.fits.*c\.fits"):
+        master_bias([a, c], CFG)
+    fg = make_raw(np.full(SHAPE, 1e4), rng=rng, imagetyp="flat", band="g", path="fg.fits")
+    fr = make_raw(np.full(SHAPE, 1e4), rng=rng, imagetyp="flat", band="r", path="fr.fits")
+    with pytest.raises(InputError, match=r"one band.*fg\.fits.*fr\.fits"):
+        master_flat([fg, fr], masters[0], masters[1], CFG)
+    with pytest.raises(InputError, match="not dark"):
+        master_dark([a], masters[0], CFG)
+    d2 = make_raw(np.zeros((40, 40)), rng=rng, imagetyp="dark", path="d2.fits")
+    with pytest.raises(InputError, match="master bias"):
+        master_dark([d2], masters[0], CFG)
