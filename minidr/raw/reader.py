@@ -82,7 +82,13 @@ def _data_bytes(hdu) -> int:
     """Bytes of an HDU's data as stored (without block padding), from its raw header."""
     from astropy.io import fits
 
-    hdr = hdu._bintable.header if isinstance(hdu, fits.CompImageHDU) and hasattr(hdu, "_bintable") else hdu.header
+    if isinstance(hdu, fits.CompImageHDU):
+        table = getattr(hdu, "_bintable", None)
+        if table is None:  # other astropy versions: the padded span, less one block of slack
+            return max(hdu.fileinfo()["datSpan"] - 2879, 0)
+        hdr = table.header
+    else:
+        hdr = hdu.header
     naxis = int(hdr.get("NAXIS", 0))
     if naxis == 0:
         return 0

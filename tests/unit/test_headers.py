@@ -41,6 +41,7 @@ def test_non_string_section():
 coord = st.integers(1, 5000)
 
 
+@settings(deadline=None)
 @given(coord, coord, coord, coord)
 def test_section_round_trip_and_size(x1, x2, y1, y2):
     text = f"[{x1}:{x2},{y1}:{y2}]"
@@ -52,6 +53,7 @@ def test_section_round_trip_and_size(x1, x2, y1, y2):
     assert s.x1 == max(x1, x2) and s.y1 == max(y1, y2)          # inclusive -> half-open
 
 
+@settings(deadline=None)
 @given(st.integers(1, 300), st.integers(1, 300), st.data())
 def test_sections_touching_the_edge_are_inside_one_beyond_is_not(nx, ny, data):
     x1 = data.draw(st.integers(1, nx))
@@ -68,6 +70,7 @@ def test_sections_touching_the_edge_are_inside_one_beyond_is_not(nx, ny, data):
 # --- image types --------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(st.sampled_from([("object", "science"), ("science", "science"), ("bias", "bias"), ("zero", "bias"),
                         ("dark", "dark"), ("flat", "flat"), ("domeflat", "flat"), ("skyflat", "flat")]),
        st.data())
