@@ -53,7 +53,7 @@ def with_field_docs(schema: pa.Schema) -> pa.Schema:
 
 SOURCE_SCHEMA = pa.schema([
     healpix_field(),
-    _fld("sourceId", _I64, "", "unique id of the source: ccdVisitId * 2**20 + index in the frame"),
+    _fld("sourceId", _I64, "", "unique id of the source: ccdVisitId * 100000 + 0-based row of the source in its frame"),
     _fld("objectId", _I64, "", "id of the Object the source is associated with"),
     _fld("ccdVisitId", _I64, "", "id of the (visit, detector) frame: visit * 1000 + detector"),
     _fld("visit", _I64, "", "visit (exposure) id: the raw EXPID"),
@@ -113,7 +113,7 @@ def object_schema(bands: list[str]) -> pa.Schema:
         raise InputError(f"bad band list {bands!r}: names must be distinct non-empty strings")
     fields = [
         healpix_field(),
-        _fld("objectId", _I64, "", "unique id of the object"),
+        _fld("objectId", _I64, "", "unique id of the object (1 + rank of the objects by HEALPix position)"),
         _fld("coord_ra", _F64, "deg", "right ascension (ICRS): weighted mean of the Sources' ra"),
         _fld("coord_dec", _F64, "deg", "declination (ICRS): weighted mean of the Sources' dec"),
         _fld("coord_raErr", _F64, "deg", "1-sigma uncertainty of coord_ra (on the sky)"),
