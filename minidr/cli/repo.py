@@ -97,7 +97,9 @@ def format_status(st: dict) -> str:
     out.append(f"science frames: {fr['science']} ingested, {fr['done']} processed, {fr['failed']} failed, "
                f"{fr['pending']} pending")
     for f in st.get("failed_frames", [])[:10]:
-        out.append(f"  failed: visit {f['visit']} detector {f['detector']}: {f['message']}")
+        unit = f"visit {f['visit']} detector {f['detector']}"
+        msg = str(f["message"] or "")
+        out.append(f"  failed: {msg}" if msg.startswith(unit) else f"  failed: {unit}: {msg}")
     if fr["failed"] > 10:
         out.append(f"  ... and {fr['failed'] - 10} more")
     ref = st["refcat"]

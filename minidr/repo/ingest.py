@@ -3,7 +3,8 @@
 Files are checked one by one (headers only, through :func:`minidr.raw.reader.read_header`);
 a file that breaks a rule is refused with a one-line message and changes nothing. The good
 files of a batch go into the registry in one transaction. Re-ingesting a file already
-present (same sha256) changes nothing; another file claiming a (visit, detector) already
+present (same sha256) changes nothing (unless the registered copy is gone: then the file
+moved, and the registry follows it to the new path); another file claiming a (visit, detector) already
 taken is refused.
 """
 
@@ -99,12 +100,16 @@ def ingest(repo_path: str | Path, paths: Iterable[str | Path], refcat: str | Pat
     known = {r["sha256"]: r for r in registry.raw_paths()}
     taken = {(r["visit"], r["detector"]): r for r in known.values()}
     batch: list[tuple] = []
+    moves: list[tuple[str, str]] = []
 
     def flush():
         if batch:
             registry.add_raws(batch)
             report.ingested.extend(info.path for info, _, _ in batch)
             batch.clear()
+        if moves:
+            registry.relocate_raws(moves)
+            moves.clear()
 
     for path, problem in collect_files(paths):
         try:
@@ -116,6 +121,10 @@ def ingest(repo_path: str | Path, paths: Iterable[str | Path], refcat: str | Pat
             size = apath.stat().st_size
             if sha in known:
                 report.skipped_same.append(str(apath))
+                old = known[sha]["path"]
+                if old != str(apath) and not Path(old).exists():  # the file moved: follow it
+                    moves.append((sha, str(apath)))
+                    known[sha]["path"] = str(apath)
             else:
                 key = (info.visit, info.detector)
                 if key in taken:

@@ -197,6 +197,13 @@ class Registry:
         except duckdb.ConstraintException as exc:
             raise RepoError(f"{self.path}: registry already holds one of these (visit, detector): {exc}") from None
 
+    def relocate_raws(self, moves: list[tuple[str, str]]) -> None:
+        """Point raws at their new paths: ``(sha256, new_path)`` pairs (files moved since ingest)."""
+        if not moves:
+            return
+        with self._transaction() as con:
+            con.executemany("UPDATE raw SET path = ? WHERE sha256 = ?", [(str(p), sha) for sha, p in moves])
+
     # --- master calibrations ------------------------------------------------------------
 
     def record_calib(self, kind: str, detector: int, band: str | None, path: str, inputs: list[str]) -> None:

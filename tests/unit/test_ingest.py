@@ -62,6 +62,17 @@ def test_ingest_folder_then_again_changes_nothing(repo, good):
     assert repo.registry.dump(with_times=True) == before
 
 
+def test_moved_file_is_followed(repo, tmp_path):
+    a = make_raw(tmp_path / "in" / "a.fits", visit=5)
+    repo.ingest([a])
+    b = tmp_path / "moved" / "a.fits"
+    b.parent.mkdir()
+    a.rename(b)
+    rep = repo.ingest([b])
+    assert rep.ingested == [] and rep.skipped_same == [str(b.resolve())]
+    assert repo.registry.raw(5, 0).path == str(b.resolve())
+
+
 def test_walk_is_sorted_and_deterministic(good):
     files = [p for p, _ in collect_files([good])]
     assert [p.name for p in files] == ["b1.fits", "f2.fits", "v10_d0.fits", "v10_d1.fits.gz", "v11_d0.fits.fz",
