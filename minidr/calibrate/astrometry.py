@@ -137,7 +137,8 @@ def _design(u, v, terms):
     return np.stack([u**p * v**q for p, q in terms], axis=1)
 
 
-def fit_tan_sip(x, y, ra, dec, crpix, crval, degree: int, weights=None, shape=None) -> WCS:
+def fit_tan_sip(x, y, ra, dec, crpix, crval, degree: int, weights=None, shape=None,
+                inverse: bool = True) -> WCS:
     """Weighted least-squares TAN(-SIP) WCS through matched pixel/sky points.
 
     ``x, y`` are 0-based pixel positions, ``ra, dec`` [deg] their sky positions, ``crpix``
@@ -145,8 +146,8 @@ def fit_tan_sip(x, y, ra, dec, crpix, crval, degree: int, weights=None, shape=No
     position. The standard coordinates are fitted as polynomials of degree ``max(1, degree)``
     in the pixel offsets from ``crpix`` (an exact linear problem); CRVAL is moved until the
     constant terms vanish, the linear terms become CD and the rest the SIP A/B
-    coefficients. Inverse AP/BP coefficients (degree + 1) are fitted on a grid over
-    ``shape`` (ny, nx) so that FITS readers without iterative inversion work too.
+    coefficients. With ``inverse``, AP/BP coefficients (degree + 1) are fitted on a grid
+    over ``shape`` (ny, nx) so that FITS readers without iterative inversion work too.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -184,7 +185,7 @@ def fit_tan_sip(x, y, ra, dec, crpix, crval, degree: int, weights=None, shape=No
             if p + q >= 2:
                 ab = cdi @ np.array([cxi[k], ceta[k]])
                 amat[p, q], bmat[p, q] = ab
-        ap, bp = _inverse_sip(amat, bmat, cx, cy, shape, x, y, deg + 1)
+        ap, bp = _inverse_sip(amat, bmat, cx, cy, shape, x, y, deg + 1) if inverse else (None, None)
         wcs.sip = Sip(amat, bmat, ap, bp, wcs.wcs.crpix)
     else:
         wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
@@ -204,6 +205,18 @@ def _sip_eval(mat, u, v):
             if mat[p, q] != 0.0:
                 out += mat[p, q] * u**p * v**q
     return out
+
+
+def add_inverse_sip(wcs, shape) -> WCS:
+    """Give a TAN-SIP ``wcs`` inverse AP/BP coefficients (degree A + 1) fitted over the
+    ``shape=(ny, nx)`` frame, in place; returns it."""
+    sip = wcs.sip
+    cx, cy = wcs.wcs.crpix[0] - 1.0, wcs.wcs.crpix[1] - 1.0
+    deg = sip.a.shape[0] - 1
+    ap, bp = _inverse_sip(sip.a, sip.b, cx, cy, shape, None, None, deg + 1)
+    wcs.sip = Sip(sip.a, sip.b, ap, bp, wcs.wcs.crpix)
+    wcs.wcs.set()
+    return wcs
 
 
 def _inverse_sip(amat, bmat, cx, cy, shape, x, y, degree):
@@ -285,18 +298,40 @@ def _flux_consistent(flux, mag, tolerance):
     return ~ok | (np.abs(d - med) <= tolerance)
 
 
-def _clipped_fit(x, y, ra, dec, sig2, crpix, crval, shape, cfg, sip_min, iterations, good):
+def _fit_best_degree(x, y, ra, dec, sig2, keep, crpix, crval, shape, cfg, sip_min):
+    """TAN-SIP of ``cfg.sip_degree`` with ``sip_min`` matches or more; with fewer (but at
+    least two equations per SIP coefficient) the SIP fit is kept only if it lowers the
+    chi-square by more than twice its extra parameters (Akaike); otherwise pure TAN."""
+    n = int(keep.sum())
+    n_terms = (cfg.sip_degree + 1) * (cfg.sip_degree + 2) // 2
+    if cfg.sip_degree >= 2 and n >= sip_min:
+        degrees = [cfg.sip_degree]
+    elif cfg.sip_degree >= 2 and n >= n_terms + 3:
+        degrees = [1, cfg.sip_degree]
+    else:
+        degrees = [1]
+    best = None
+    for deg in degrees:
+        wcs = fit_tan_sip(x[keep], y[keep], ra[keep], dec[keep], crpix, crval, deg,
+                          weights=1.0 / sig2[keep], shape=shape, inverse=False)
+        fra, fdec = wcs.all_pix2world(x, y, 0)
+        resid = _sep_arcsec(fra, fdec, ra, dec)
+        n_par = 2 * ((deg + 1) * (deg + 2) // 2)
+        aic = float(np.sum(resid[keep] ** 2 / sig2[keep])) + 2.0 * n_par
+        if best is None or aic < best[0]:
+            best = (aic, deg, wcs, resid)
+    return best[1], best[2], best[3]
+
+
+def _clipped_fit(x, y, ra, dec, sig2, crpix, crval, shape, cfg, sip_min, iterations, good,
+                 with_inverse=True):
     """Fit the ``good`` matches, reject those beyond ``cfg.clip_sigma`` (normalised
     residuals, Rayleigh-scaled robust sigma), refit; returns (degree, wcs, keep mask,
     residuals [arcsec] of all matches)."""
     keep = good.copy() if good.sum() >= cfg.min_matches else np.ones(x.size, dtype=bool)
     good = keep.copy()
     for it in range(iterations + 1):
-        degree = cfg.sip_degree if keep.sum() >= sip_min else 1
-        wcs = fit_tan_sip(x[keep], y[keep], ra[keep], dec[keep], crpix, crval, degree,
-                          weights=1.0 / sig2[keep], shape=shape)
-        fra, fdec = wcs.all_pix2world(x, y, 0)
-        resid = _sep_arcsec(fra, fdec, ra, dec)
+        degree, wcs, resid = _fit_best_degree(x, y, ra, dec, sig2, keep, crpix, crval, shape, cfg, sip_min)
         if it == iterations:
             break
         z = resid / np.sqrt(sig2)
@@ -305,6 +340,8 @@ def _clipped_fit(x, y, ra, dec, sig2, crpix, crval, shape, cfg, sip_min, iterati
         if new.sum() < cfg.min_matches or np.array_equal(new, keep):
             break
         keep = new
+    if with_inverse and wcs.sip is not None:
+        add_inverse_sip(wcs, shape)
     return degree, wcs, keep, resid
 
 
@@ -383,7 +420,7 @@ def fit_wcs(x, y, flux, header_wcs, shape, ref_ra, ref_dec, ref_mag, cfg: Astrom
     nb = src_ok[np.argsort(-fl, kind="stable")[: 4 * cfg.vote_sources]]
     i = j = np.zeros(0, dtype=np.int64)
     for radius in (1.5 * bin_px, 0.75 * bin_px):
-        i, j, _ = kernels.match_nearest(x[nb], y[nb], px, py, radius)
+        i, j, _ = kernels.match_nearest(x[nb], y[nb], px, py, float(radius))
         if i.size < 3:
             _fail(f"too few bright matches after the vote: {i.size} (vote {votes})", n_matches=i.size)
         f = _affine(rx[j], ry[j], x[nb][i], y[nb][i])
@@ -406,7 +443,7 @@ def fit_wcs(x, y, flux, header_wcs, shape, ref_ra, ref_dec, ref_mag, cfg: Astrom
     for it, radius in enumerate(radii):
         sra, sdec = wcs.all_pix2world(x[src_ok], y[src_ok], 0)
         sxi, seta = tan_project(sra, sdec, ra_c, dec_c)
-        i, j, _ = kernels.match_nearest(sxi * ARCSEC_PER_DEG, seta * ARCSEC_PER_DEG, rxi, reta, radius)
+        i, j, _ = kernels.match_nearest(sxi * ARCSEC_PER_DEG, seta * ARCSEC_PER_DEG, rxi, reta, float(radius))
         si = src_ok[i]
         if i.size < cfg.min_matches:
             _fail(f"too few reference matches: {i.size} within {radius:.2f} arcsec (need {cfg.min_matches})",
@@ -415,7 +452,7 @@ def fit_wcs(x, y, flux, header_wcs, shape, ref_ra, ref_dec, ref_mag, cfg: Astrom
         good = _flux_consistent(flux[si], ref_mag[on][j], cfg.mag_tolerance)
         degree, wcs, keep, resid = _clipped_fit(
             x[si], y[si], ref_ra[on][j], ref_dec[on][j], sig2[si], (cx, cy), (ra_c, dec_c), shape, cfg,
-            sip_min, cfg.clip_iterations if final else 1, good)
+            sip_min, cfg.clip_iterations if final else 1, good, with_inverse=final)
         keep_i, keep_j = si[keep], on[j][keep]
         resid = resid[keep]
 
