@@ -131,6 +131,8 @@ class _Lookup:
         val = self.require(key) if required else self.get(key)
         if val is None:
             return default
+        if isinstance(val, bool):
+            raise InputError(f"{val!r} is not a number", path=self.path, keyword=key)
         try:
             num = float(val)
         except (TypeError, ValueError):

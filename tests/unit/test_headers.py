@@ -171,7 +171,7 @@ def test_malformed_exposure_keyword(key, value, match):
     ("BIASSEC", "[15:20,1:20]", "overlaps DATASEC"),
     ("DATASEC", "[16:1,1:20]", "runs backwards"),
     ("DETSEC", "[1:10,1:20]", "binning"),
-    ("GAIN", 0.0, "must be > 0"), ("RDNOISE", -2.0, "must be >= 0"), ("SATURATE", "high", "not a number"),
+    ("GAIN", 0.0, "must be > 0"), ("GAIN", True, "not a number"), ("RDNOISE", -2.0, "must be >= 0"), ("SATURATE", "high", "not a number"),
     ("BITPIX", -32, "unsupported BITPIX -32"), ("BITPIX", 8, "unsupported BITPIX 8"),
     ("BZERO", 100, "not supported"), ("BSCALE", 2.0, "scaled"),
 ])
