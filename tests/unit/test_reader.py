@@ -238,3 +238,28 @@ def test_astropy_hst_raw_names_missing_keyword():
         pytest.skip("astropy test data not installed")
     with pytest.raises(InputError, match="o4sp040b0_raw.fits: IMAGETYP: missing required keyword"):
         read_header(p)
+
+
+# --- property: any layout written by a camera reads back exactly -------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n_amps=st.integers(1, 4), flip=st.booleans(), compress=st.sampled_from([None, "gz", "fz"]),
+       bitpix=st.sampled_from([16, 32]), ny=st.integers(2, 12), nx=st.integers(2, 12), over=st.integers(1, 5),
+       layout=st.sampled_from(["mef", "primary"]))
+def test_written_frames_read_back_exactly(tmp_path, n_amps, flip, compress, bitpix, ny, nx, over, layout):
+    p = make_raw(tmp_path / f"h{n_amps}{flip}{compress}{bitpix}{ny}{nx}{over}{layout}.fits", n_amps=n_amps,
+                 flip=flip, compress=compress, bitpix=bitpix, ny=ny, nx_data=nx, overscan=over, layout=layout)
+    raw = read_raw(p)
+    n = 1 if layout == "primary" else n_amps
+    assert raw.info.shape == (ny, n * nx) and len(raw.amp_pixels) == n and raw.info.bitpix == bitpix
+    covered = np.zeros(raw.info.shape, int)
+    for i, (amp, arr) in enumerate(zip(raw.info.amps, raw.amp_pixels)):
+        np.testing.assert_array_equal(arr, amp_pixels(i, ny, nx + over))
+        assert arr[amp.datasec.slices].shape == amp.detsec.shape
+        assert amp.detsec.flip_x == (flip and i % 2 == 1 and n > 1)
+        covered[amp.detsec.slices] += 1
+    assert (covered == 1).all()
