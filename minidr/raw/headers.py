@@ -206,9 +206,15 @@ def raw_info(path: str, primary: Mapping[str, Any], hdus: Sequence[HduHeader]) -
                              path=path, keyword="FILTER")
 
     ra = dec = None
-    if imagetyp == "science" or ex.get("RA") is not None or ex.get("DEC") is not None:
-        ra = _coord(ex, "RA", parse_ra, required=imagetyp == "science")
-        dec = _coord(ex, "DEC", parse_dec, required=imagetyp == "science")
+    if imagetyp == "science":
+        ra = _coord(ex, "RA", parse_ra, required=True)
+        dec = _coord(ex, "DEC", parse_dec, required=True)
+    else:  # calibration frames: the pointing is informative only (often the dome's)
+        try:
+            ra = _coord(ex, "RA", parse_ra, required=False)
+            dec = _coord(ex, "DEC", parse_dec, required=False)
+        except InputError:
+            ra = dec = None
 
     instrument = str(ex.get("INSTRUME", "")).strip()
     amps = tuple(_amp(path, i, h, primary, single=len(hdus) == 1) for i, h in enumerate(hdus))

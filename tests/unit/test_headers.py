@@ -207,6 +207,10 @@ def test_filter_optional_on_bias_and_dark_required_on_flat():
             del primary[key]
         info = raw_info(P, primary, hdus)
         assert info.imagetyp == expected and info.band is None and info.wcs_header is None and info.ra is None
+    primary, hdus = frame(imagetyp="bias")
+    primary.update(RA="dome", DEC=45.0)  # a calibration frame's pointing is informative only
+    info = raw_info(P, primary, hdus)
+    assert info.ra is None and info.dec is None
     primary, hdus = frame(imagetyp="DomeFlat")
     del primary["CTYPE1"]
     assert raw_info(P, primary, hdus).band == "r"  # no WCS needed on flats
