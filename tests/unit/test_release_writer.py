@@ -161,6 +161,7 @@ def _angsep_deg(ra1, dec1, ra2, dec2):
     return np.degrees(2 * np.arcsin(np.sqrt(s)))
 
 
+@pytest.mark.filterwarnings("ignore::Warning")
 @pytest.mark.parametrize("ra0,dec0,radius_arcsec", [(151.0, 2.0, 1800.0), (0.5, 0.0, 7200.0)])
 def test_lsdb_cone_matches_brute_force(objdir, tables, ra0, dec0, radius_arcsec):
     import lsdb
@@ -175,6 +176,7 @@ def test_lsdb_cone_matches_brute_force(objdir, tables, ra0, dec0, radius_arcsec)
     np.testing.assert_array_equal(got, expect)
 
 
+@pytest.mark.filterwarnings("ignore::Warning")
 def test_lsdb_opens_source_catalog(tables, tmp_path):
     import lsdb
 
@@ -215,3 +217,30 @@ def test_existing_healpix_column_and_empty_table(tmp_path):
     info = write_hats_catalog(empty, tmp_path / "b", name="T", ra_column="ra", dec_column="dec", partition_rows=5)
     assert info.n_rows == 0 and info.partitions == []
     assert pq.read_schema(tmp_path / "b/dataset/_common_metadata").names == ["_healpix_29", "ra", "dec"]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.floats(0, 360, exclude_max=True), st.floats(-90, 90)), min_size=1, max_size=80),
+    st.integers(1, 20),
+)
+def test_any_positions_round_trip(tmp_path_factory, points, max_rows):
+    d = tmp_path_factory.mktemp("h") / "T"
+    ra = np.array([p[0] for p in points])
+    dec = np.array([p[1] for p in points])
+    t = pa.table({"ra": ra, "dec": dec, "i": np.arange(len(points))})
+    info = write_hats_catalog(t, d, name="T", ra_column="ra", dec_column="dec", partition_rows=max_rows,
+                              row_group_rows=7)
+    seen = []
+    for p in info.partitions:
+        part = pq.read_table(d / f"dataset/Norder={p.order}/Dir={p.dir}/Npix={p.pixel}.parquet")
+        lo, hi = p.range29()
+        hp = part["_healpix_29"].to_numpy()
+        assert np.all((hp >= lo) & (hp < hi))
+        np.testing.assert_array_equal(hp, healpix29(part["ra"].to_numpy(), part["dec"].to_numpy()))
+        seen += part["i"].to_pylist()
+    assert sorted(seen) == list(range(len(points)))
