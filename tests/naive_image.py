@@ -175,3 +175,33 @@ def render_scene(shape=(600, 800), seed=1, n_stars=300, fwhm=3.6, beta=3.0, e1=0
     truth = np.array(rows, dtype=[("x", "f8"), ("y", "f8"), ("flux", "f8"), ("kind", "i4"), ("saturated", "?")])
     return dict(image=image.astype(np.float32), variance=variance.astype(np.float32), mask=mask,
                 truth=truth, sky=skymap, fwhm=fwhm, beta=beta, alpha=alpha, model=model)
+
+
+def match(x, y, tx, ty, radius):
+    """Nearest-neighbour match of (x, y) to truth (tx, ty) within radius [pixels].
+
+    Returns (idx_truth_for_each_detection or -1, idx_detection_for_each_truth or -1)."""
+    from scipy.spatial import cKDTree
+
+    d2t = np.full(len(x), -1)
+    t2d = np.full(len(tx), -1)
+    if len(x) == 0 or len(tx) == 0:
+        return d2t, t2d
+    tt = cKDTree(np.column_stack([tx, ty]))
+    dist, idx = tt.query(np.column_stack([x, y]))
+    d2t = np.where(dist <= radius, idx, -1)
+    td = cKDTree(np.column_stack([x, y]))
+    dist, idx = td.query(np.column_stack([tx, ty]))
+    t2d = np.where(dist <= radius, idx, -1)
+    return d2t, t2d
+
+
+def brighter_neighbour(tx, ty, flux, radius):
+    """True for truth entries with a brighter truth object within radius [pixels]."""
+    from scipy.spatial import cKDTree
+
+    t = cKDTree(np.column_stack([tx, ty]))
+    out = np.zeros(len(tx), bool)
+    for i, nb in enumerate(t.query_ball_point(np.column_stack([tx, ty]), radius)):
+        out[i] = any(flux[j] > flux[i] for j in nb if j != i)
+    return out

@@ -46,7 +46,8 @@ def moffat_stamp(alpha, beta, e1, e2, fx, fy, radius):
     The source sits at ``(fx, fy)`` pixels from the stamp's centre pixel. Values are
     fractions of the total flux (the profile integrates to 1 over the infinite plane), so
     the stamp sums to the enclosed fraction, slightly below 1. Pixels within
-    ``_OVERSAMPLE_HALF`` of the centre are integrated by 3x3 sub-sampling.
+    ``_OVERSAMPLE_HALF`` of the centre are integrated by 3x3 sub-sampling, the others by
+    the centre value plus the analytic Laplacian / 24.
     """
     n = 2 * radius + 1
     out = np.empty((n, n), dtype=np.float64)
@@ -66,8 +67,13 @@ def moffat_stamp(alpha, beta, e1, e2, fx, fy, radius):
                         acc += (1.0 + q) ** (-beta)
                 out[iy, ix] = norm * acc / 9.0
             else:
+                # pixel integral ~ f + (f_xx + f_yy) / 24 (second-order midpoint rule)
                 q = a * dx * dx + 2.0 * b * dx * dy + c * dy * dy
-                out[iy, ix] = norm * (1.0 + q) ** (-beta)
+                u = 1.0 + q
+                gx = 2.0 * (a * dx + b * dy)
+                gy = 2.0 * (b * dx + c * dy)
+                lap = beta * u ** (-beta - 2.0) * ((beta + 1.0) * (gx * gx + gy * gy) - u * 2.0 * (a + c))
+                out[iy, ix] = norm * (u ** (-beta) + lap / 24.0)
     return out
 
 

@@ -207,7 +207,8 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
         out["snr"] = flux / ferr
         if star_ratio is None:
             star_ratio = enclosed_fraction(psf, cfg.aperture_radius)
-        out["extendedness"] = extendedness(flux, ferr, af / star_ratio, ae / star_ratio, cfg.extendedness_ratio)
+        out["extendedness"] = extendedness(flux, ferr, af / star_ratio, ae / star_ratio, cfg.extendedness_ratio,
+                                           cfg.extendedness_nsigma)
     out["sharpness"] = sharp
     out["flags"] = flags
     return out
@@ -229,9 +230,9 @@ def enclosed_fraction(psf: PsfModel, radius_fwhm: float) -> float:
     return float(fl[0])
 
 
-def extendedness(psf_flux, psf_err, model_flux, model_err, ratio_cut: float = 0.985):
+def extendedness(psf_flux, psf_err, model_flux, model_err, ratio_cut: float = 0.985, nsigma: float = 3.0):
     """1.0 (extended) when ``psf_flux / model_flux < ratio_cut`` by more than three times
-    the noise of that ratio, else 0.0; NaN when the fluxes are not usable.
+    the noise of that ratio (``nsigma``), else 0.0; NaN when the fluxes are not usable.
 
     ``model_flux`` is an aperture flux scaled so that point sources give a ratio of 1; the
     noise of ``1 - ratio`` is ``sqrt(max(model_err^2 - psf_err^2, 0)) / model_flux`` (the PSF
@@ -242,7 +243,7 @@ def extendedness(psf_flux, psf_err, model_flux, model_err, ratio_cut: float = 0.
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = psf_flux / model_flux
         sig = np.sqrt(np.maximum(np.asarray(model_err) ** 2 - np.asarray(psf_err) ** 2, 0.0)) / np.abs(model_flux)
-        ext = (ratio < ratio_cut) & (1.0 - ratio > 3.0 * sig)
+        ext = (ratio < ratio_cut) & (1.0 - ratio > nsigma * sig)
         res = np.where(ext, 1.0, 0.0)
         res[~(np.isfinite(ratio) & (model_flux > 0))] = np.nan
     return res

@@ -64,6 +64,8 @@ class PsfModel:
         self.apcorr = float(apcorr)
         self.n_stars = int(n_stars)
         self.residual_rms = float(residual_rms)
+        #: (x, y) of the stars the model was fitted to (not serialised)
+        self.stars = (np.zeros(0), np.zeros(0))
 
     # --- construction -----------------------------------------------------------------
     @classmethod
@@ -235,6 +237,8 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
         n_used = int(sx.size)
     model.n_stars = n_used
     model.residual_rms = rms
+    used = keep if n_used < sx.size else np.ones(sx.size, bool)
+    model.stars = (sx[used], sy[used])
     return model
 
 

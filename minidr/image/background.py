@@ -1,0 +1,156 @@
+"""Sky background and noise maps (in the manner of SExtractor / sep ``Background``).
+
+A mesh of ``cfg.mesh_size`` pixel cells; in each cell the clipped mode estimate of the
+good pixels (``2.5 median - 1.5 mean``, or the median in crowded cells) and the clipped
+standard deviation; invalid cells filled from their neighbours; the mesh median-filtered
+(``cfg.filter_size`` cells); then bicubic interpolation to every pixel. With
+``cfg.passes = 2`` the sources found above ``cfg.mask_threshold`` sigma in a lightly
+smoothed first-pass residual image, grown by ``cfg.mask_grow`` pixels, are masked and the
+mesh is measured again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import BackgroundConfig
+from ..errors import AlgorithmError
+from ..products import MaskBit
+from . import detect_kernels as dk
+
+#: pixels never used for the background
+EXCLUDE_BITS = int(MaskBit.SAT | MaskBit.BAD | MaskBit.HOT | MaskBit.NO_DATA | MaskBit.CR | MaskBit.DETECTED)
+
+
+def clipped_std_factor(c: float) -> float:
+    """Standard deviation of a unit normal truncated at +-c (the bias of a clipped rms)."""
+    from scipy.stats import norm
+
+    p = 2 * norm.cdf(c) - 1
+    return math.sqrt(1 - 2 * c * norm.pdf(c) / p)
+
+
+def gaussian_kernel1d(sigma: float, nsig: float = 3.0) -> np.ndarray:
+    """Normalised 1-d Gaussian (sum 1) of ``sigma`` pixels, half-width ceil(nsig sigma)."""
+    h = max(1, int(math.ceil(nsig * sigma)))
+    t = np.arange(-h, h + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def _fill_and_filter(values, valid, size):
+    from scipy.ndimage import median_filter
+
+    v = values.copy()
+    if not valid.any():
+        return v
+    if not valid.all():
+        # fill invalid cells with the mean of valid neighbours, growing outwards
+        filled = valid.copy()
+        for _ in range(max(v.shape)):
+            if filled.all():
+                break
+            pad_v = np.pad(np.where(filled, v, 0.0), 1)
+            pad_n = np.pad(filled.astype(float), 1)
+            s = sum(pad_v[1 + dy: pad_v.shape[0] - 1 + dy, 1 + dx: pad_v.shape[1] - 1 + dx]
+                    for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+            c = sum(pad_n[1 + dy: pad_n.shape[0] - 1 + dy, 1 + dx: pad_n.shape[1] - 1 + dx]
+                    for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+            new = ~filled & (c > 0)
+            v[new] = s[new] / c[new]
+            filled |= new
+    if size > 1:
+        # filter the linearly extended mesh: gradients survive the filter at the edges
+        v = median_filter(_extrapolate(v), size=size, mode="nearest")[2:-2, 2:-2]
+    return np.ascontiguousarray(v)
+
+
+def _extrapolate(mesh):
+    """Pad the mesh by 2 nodes on each side, continued linearly (odd reflection) so that
+    gradients carry on to the image edges (one-cell axes are padded flat)."""
+    m = mesh
+    for ax in (0, 1):
+        if m.shape[ax] >= 2:
+            m = np.pad(m, [(2, 2) if a == ax else (0, 0) for a in (0, 1)], mode="reflect", reflect_type="odd") \
+                if m.shape[ax] >= 3 else np.pad(m, [(2, 2) if a == ax else (0, 0) for a in (0, 1)], mode="edge")
+        else:
+            m = np.pad(m, [(2, 2) if a == ax else (0, 0) for a in (0, 1)], mode="edge")
+    return np.ascontiguousarray(m)
+
+
+class Background:
+    """Background level and rms maps of an image [e-/pixel].
+
+    ``Background(image, mask=None, cfg=BackgroundConfig())``; ``back()`` and ``rms()``
+    return float32 maps, ``global_back`` / ``global_rms`` the medians of the mesh.
+    Pixels with SAT, BAD, HOT, NO_DATA, CR or DETECTED mask bits are not used.
+    """
+
+    def __init__(self, image, mask=None, cfg: BackgroundConfig = BackgroundConfig()):
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        if image.ndim != 2:
+            raise ValueError("image must be 2-d")
+        if mask is None:
+            mask = np.zeros(image.shape, dtype=np.uint16)
+        mask = np.ascontiguousarray(mask, dtype=np.uint16)
+        self.cfg = cfg
+        self.shape = image.shape
+        self.mesh = cfg.mesh_size
+        self.nmesh = (max(1, int(round(image.shape[0] / cfg.mesh_size))),
+                      max(1, int(round(image.shape[1] / cfg.mesh_size))))
+        self._rms_factor = clipped_std_factor(cfg.clip_sigma)
+        self._measure(image, mask)
+        if cfg.passes >= 2:
+            resid = dk.subtract_and_clean(image, self._back, mask, int(EXCLUDE_BITS & ~MaskBit.DETECTED))
+            k = gaussian_kernel1d(cfg.mask_smooth)
+            sm = dk.convolve_separable(resid, k)
+            knorm = float((k * k).sum())
+            det = dk.threshold_map(sm, self._rms, cfg.mask_threshold * knorm)
+            if cfg.mask_grow > 0:
+                det = dk.dilate_disk(det, int(cfg.mask_grow))
+            mask2 = mask | (det.astype(np.uint16) * np.uint16(MaskBit.DETECTED))
+            self._measure(image, mask2)
+
+    def _measure(self, image, mask):
+        cfg = self.cfg
+        level, rms, valid = dk.mesh_stats(image, mask, EXCLUDE_BITS, self.nmesh[0], self.nmesh[1],
+                                          cfg.clip_sigma, 10, 0.3)
+        if not valid.any():
+            finite = np.isfinite(image)
+            raise AlgorithmError(
+                f"background: no usable pixels ({finite.sum()} finite of {image.size}, "
+                f"{((mask & EXCLUDE_BITS) != 0).sum()} masked)",
+                n_finite=int(finite.sum()), n_pixels=int(image.size))
+        rms = rms / self._rms_factor
+        self.mesh_back = _fill_and_filter(level, valid, self.cfg.filter_size)
+        self.mesh_rms = _fill_and_filter(rms, valid, self.cfg.filter_size)
+        self.mesh_valid = valid
+        ny, nx = image.shape
+        self._back = dk.interp_mesh(_extrapolate(self.mesh_back), ny, nx, 2)
+        self._rms = dk.interp_mesh(_extrapolate(self.mesh_rms), ny, nx, 2)
+        np.maximum(self._rms, np.float32(1e-30), out=self._rms)
+
+    @property
+    def global_back(self) -> float:
+        return float(np.median(self.mesh_back[self.mesh_valid]))
+
+    @property
+    def global_rms(self) -> float:
+        return float(np.median(self.mesh_rms[self.mesh_valid]))
+
+    def back(self) -> np.ndarray:
+        """Background level map, float32 [e-/pixel]."""
+        return self._back
+
+    def rms(self) -> np.ndarray:
+        """Background noise map (1 sigma per pixel), float32 [e-]."""
+        return self._rms
+
+    def subfrom(self, image) -> np.ndarray:
+        """``image - back()`` as a new float32 array."""
+        return (np.asarray(image, dtype=np.float32) - self._back).astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"Background(shape={self.shape}, mesh={self.mesh}, global_back={self.global_back:.3f}, global_rms={self.global_rms:.3f})"

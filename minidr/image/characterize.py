@@ -1,0 +1,169 @@
+"""The whole characterisation of one image: background -> detection with an initial PSF
+guess -> PSF model from bright isolated stars -> detection with the fitted PSF ->
+deblending -> measurement (see docs/measurement.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Config
+from ..errors import AlgorithmError
+from ..products import MaskBit, SourceFlag
+from . import kernels
+from .background import Background
+from .detect import Detections, detect_sources
+from .measure import EXCLUDE_BITS, FLAG_MAP, SOURCE_DTYPE, extendedness, measure_sources
+from .psf import PsfModel, fit_psf
+
+
+@dataclass
+class Characterization:
+    """Result of :func:`characterize` for one image."""
+
+    sources: np.ndarray        #: SOURCE_DTYPE structured array (see minidr.image.measure)
+    psf: PsfModel
+    background: Background
+    image_bgsub: np.ndarray    #: float32 image minus background [e-]
+    fwhm: float                #: PSF FWHM at the detector centre [pixels]
+    sky: float                 #: median background level [e-/pixel]
+    sky_rms: float             #: median background noise [e-/pixel]
+    detections: Detections | None = None
+
+
+def _check_input(image, variance, mask):
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise AlgorithmError(f"image must be 2-d, got shape {image.shape}", shape=image.shape)
+    if mask is None:
+        mask = np.zeros(image.shape, dtype=np.uint16)
+    mask = np.ascontiguousarray(mask, dtype=np.uint16)
+    variance = np.ascontiguousarray(variance, dtype=np.float32)
+    if variance.shape != image.shape or mask.shape != image.shape:
+        raise AlgorithmError("image, variance and mask shapes differ", shape=image.shape)
+    finite = np.isfinite(image)
+    nfin = int(finite.sum())
+    if nfin == 0:
+        raise AlgorithmError(f"image has no finite pixels (0 of {image.size})", n_finite=0, n_pixels=image.size)
+    usable = finite & ((mask & EXCLUDE_BITS) == 0)
+    nuse = int(usable.sum())
+    if nuse < 0.01 * image.size:
+        nsat = int(((mask & MaskBit.SAT) != 0).sum())
+        raise AlgorithmError(
+            f"image has only {nuse} usable pixels of {image.size} ({nsat} saturated, {image.size - nfin} not finite)",
+            n_usable=nuse, n_saturated=nsat, n_pixels=image.size)
+    return image, variance, mask
+
+
+def characterize(image, variance, mask, cfg: Config = Config()) -> Characterization:
+    """Background, PSF, detection, deblending and measurement of one image.
+
+    ``image`` [e-, sky not subtracted], ``variance`` [e^2], ``mask`` (MaskBit plane) as
+    produced by ISR. Raises :class:`AlgorithmError` (with numbers) for an unusable image or
+    when too few stars model the PSF.
+    """
+    image, variance, mask = _check_input(image, variance, mask)
+    bg = Background(image, mask, cfg.background)
+    back = bg.back()
+    bgsub = (image - back).astype(np.float32)
+    rms = bg.rms()
+    fwhm0 = float(cfg.psf.initial_fwhm)
+    det0 = detect_sources(bgsub, variance, mask, rms, fwhm0, cfg.detection)
+    single = det0.nchild == 1
+    try:
+        psf = fit_psf(bgsub, variance, mask, det0.x[single], det0.y[single], cfg.psf, fwhm_guess=fwhm0)
+    except AlgorithmError:
+        # sparse or shallow images: try again with a lower S/N cut before giving up
+        from dataclasses import replace
+
+        psf = fit_psf(bgsub, variance, mask, det0.x[single], det0.y[single],
+                      replace(cfg.psf, min_snr=cfg.psf.min_snr / 2.5), fwhm_guess=fwhm0)
+    det = detect_sources(bgsub, variance, mask, rms, psf.fwhm, cfg.detection)
+    src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
+                          cfg.measurement, sky=back, groups=det.footprint)
+    src["npix"] = det.npix
+    src["peak"] = det.peak
+    src["parent"] = det.footprint
+    src["nchild"] = det.nchild
+    src["flags"] |= np.where(det.nchild >= 2, int(SourceFlag.BLENDED), 0).astype(np.int32)
+    # cosmic rays: far sharper than the PSF
+    cr = _cosmic_rays(src, bgsub, variance, cfg.detection.cr_sharpness)
+    src = src[~cr]
+    det_keep = ~cr
+    # aperture correction and the star normalisation of extendedness from clean bright stars
+    good = (src["flags"] == 0) & (src["snr"] > 20) & (src["nchild"] == 1) & _near(src, psf.stars, 1.0)
+    if good.sum() >= 3:
+        psf, src = _aperture_correction(bgsub, variance, mask, psf, src, good, cfg)
+    src = _finish(src)
+    sky = float(bg.global_back)
+    return Characterization(sources=src, psf=psf, background=bg, image_bgsub=bgsub, fwhm=psf.fwhm,
+                            sky=sky, sky_rms=float(bg.global_rms), detections=_subset(det, det_keep))
+
+
+def _aperture_correction(bgsub, variance, mask, psf, src, good, cfg):
+    """Normalise extendedness so that the PSF stars give psfFlux / apFlux = 1; with
+    ``cfg.measurement.empirical_apcorr``, also scale PSF fluxes to the flux in a large
+    aperture (4 FWHM) of those stars (times the model's enclosed fraction there): robust to
+    a PSF model of the wrong shape, but biased by neighbours in crowded images."""
+    from .measure import enclosed_fraction
+
+    rbig = 4.0
+    g = np.flatnonzero(good)
+    r = np.full(g.size, rbig * psf.fwhm)
+    af, _, _, afl = kernels.aperture_flux_kernel(bgsub, variance, mask, src["x"][g], src["y"][g], r,
+                                                 EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
+    ok = (afl == 0) & (af > 0)
+    if cfg.measurement.empirical_apcorr and ok.sum() >= 3:
+        ratio = af[ok] / src["psfFlux"][g][ok]
+        corr = float(np.median(ratio)) / enclosed_fraction(psf, rbig)
+        if 0.8 < corr < 1.25:
+            psf.apcorr *= corr
+            for f in ("psfFlux", "psfFluxErr"):
+                src[f] *= corr
+    mcfg = cfg.measurement
+    star_ratio = float(np.median(src["apFlux"][g] / src["psfFlux"][g]))
+    if np.isfinite(star_ratio) and star_ratio > 0:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            src["extendedness"] = extendedness(src["psfFlux"], src["psfFluxErr"], src["apFlux"] / star_ratio,
+                                               src["apFluxErr"] / star_ratio, mcfg.extendedness_ratio,
+                                               mcfg.extendedness_nsigma)
+    psf.star_ratio = star_ratio
+    return psf, src
+
+
+def _cosmic_rays(src, bgsub, variance, cut):
+    """Detections far sharper than the PSF: centre pixel above ``cut`` times the fitted
+    PSF model's value there, the excess being also > 5 sigma of that pixel's noise."""
+    sh = src["sharpness"]
+    ny, nx = bgsub.shape
+    ix = np.clip(np.floor(src["x"] + 0.5).astype(int), 0, nx - 1)
+    iy = np.clip(np.floor(src["y"] + 0.5).astype(int), 0, ny - 1)
+    dc = bgsub[iy, ix].astype(np.float64)
+    vc = np.maximum(variance[iy, ix].astype(np.float64), 1e-30)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = dc * (1.0 - 1.0 / sh)
+        return np.isfinite(sh) & (sh > cut) & (excess > 5.0 * np.sqrt(vc))
+
+
+def _near(src, xy, radius):
+    """True for sources within ``radius`` pixels of one of the positions ``xy``."""
+    from scipy.spatial import cKDTree
+
+    if len(xy[0]) == 0 or len(src) == 0:
+        return np.zeros(len(src), bool)
+    d, _ = cKDTree(np.column_stack(xy)).query(np.column_stack([src["x"], src["y"]]))
+    return d <= radius
+
+
+def _finish(src):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        src["snr"] = src["psfFlux"] / src["psfFluxErr"]
+    order = np.lexsort((src["x"], src["y"]))
+    return np.ascontiguousarray(src[order])
+
+
+def _subset(det: Detections, keep) -> Detections:
+    return Detections(x=det.x[keep], y=det.y[keep], peak=det.peak[keep], significance=det.significance[keep],
+                      core=det.core[keep], footprint=det.footprint[keep], npix=det.npix[keep],
+                      nchild=det.nchild[keep], footprints=det.footprints, fwhm=det.fwhm)
