@@ -65,6 +65,10 @@ class BackgroundConfig:
     mesh_size: int = _f(64, "background mesh cell size in pixels")
     filter_size: int = _f(3, "median filter size (cells) applied to the background mesh")
     clip_sigma: float = _f(3.0, "sigma clipping of pixel values within a mesh cell")
+    passes: int = _f(2, "background passes; from the 2nd on, sources found in the 1st are masked")
+    mask_threshold: float = _f(3.0, "2nd pass: mask pixels above this many sigma in the smoothed residual")
+    mask_smooth: float = _f(1.5, "2nd pass: Gaussian sigma [pixels] smoothing the residual before masking")
+    mask_grow: int = _f(4, "2nd pass: masked sources are grown by this many pixels")
 
     def validate(self):
         if self.mesh_size < 8:
@@ -78,6 +82,9 @@ class DetectionConfig:
     grow: float = _f(1.0, "footprints are grown by this many PSF FWHM")
     deblend_nthresh: int = _f(32, "number of deblending sub-thresholds")
     deblend_contrast: float = _f(0.005, "minimum flux fraction of a deblended child")
+    deblend_nsigma: float = _f(3.0, "minimum peak prominence of a deblended child, in sigma of the smoothed noise")
+    cr_sharpness: float = _f(1.5, "detections whose centre pixel exceeds the fitted PSF's by this factor (and by 5 sigma) are cosmic rays")
+    edge_margin: int = _f(0, "peaks closer than this [pixels] to the image edge are dropped")
 
     def validate(self):
         if self.threshold <= 0:
@@ -88,6 +95,8 @@ class DetectionConfig:
 class MeasurementConfig:
     aperture_radius: float = _f(2.0, "apFlux aperture radius, in units of the PSF FWHM")
     extendedness_ratio: float = _f(0.985, "psfFlux / extended-model flux below this means extended")
+    extendedness_nsigma: float = _f(3.0, "extended only when 1 - ratio also exceeds this many sigma of its noise")
+    empirical_apcorr: bool = _f(False, "scale PSF fluxes to 4-FWHM aperture fluxes of the PSF stars (off: trust the model's normalisation)")
 
     def validate(self):
         if self.aperture_radius <= 0:
@@ -100,6 +109,7 @@ class PsfConfig:
     max_stars: int = _f(200, "at most this many PSF stars per detector")
     spatial_order: int = _f(1, "polynomial order of the PSF parameters across the detector")
     stamp_radius: int = _f(12, "half-size (pixels) of the stamps used to fit PSF stars")
+    initial_fwhm: float = _f(4.0, "first-guess PSF FWHM [pixels] used for the first detection pass")
 
     def validate(self):
         if self.spatial_order < 0:
