@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError, ReleaseError
 from ..sky.healpix import healpix29
-from .partition import Partition, plan_partitions
+from .partition import NPIX29, Partition, plan_partitions
 from .schema import HEALPIX_COLUMN, healpix_field, with_field_docs
 
 HATS_VERSION = "v1.0"
@@ -74,7 +74,14 @@ def _add_healpix(table: pa.Table, ra_column: str, dec_column: str, name: str) ->
         if col not in table.column_names:
             raise InputError(f"missing position column {col!r}", path=name, keyword=col)
     if HEALPIX_COLUMN in table.column_names:
-        hp = table[HEALPIX_COLUMN].cast(pa.int64())
+        try:
+            hp = table[HEALPIX_COLUMN].cast(pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError("must hold int64 HEALPix indices", path=name, keyword=HEALPIX_COLUMN) from None
+        values = hp.to_numpy(zero_copy_only=False) if hp.null_count == 0 else None
+        if values is None or (values.size and (values.min() < 0 or values.max() >= NPIX29)):
+            raise InputError("must hold order-29 indices in [0, 12*4**29) without nulls",
+                             path=name, keyword=HEALPIX_COLUMN)
         table = table.drop_columns([HEALPIX_COLUMN])
     else:
         ra = table[ra_column]

@@ -244,3 +244,9 @@ def test_any_positions_round_trip(tmp_path_factory, points, max_rows):
         np.testing.assert_array_equal(hp, healpix29(part["ra"].to_numpy(), part["dec"].to_numpy()))
         seen += part["i"].to_pylist()
     assert sorted(seen) == list(range(len(points)))
+
+
+def test_bad_given_healpix_column(tmp_path):
+    t = pa.table({"ra": [10.0], "dec": [0.0], "_healpix_29": pa.array([-1], type=pa.int64())})
+    with pytest.raises(InputError, match="_healpix_29"):
+        write_hats_catalog(t, tmp_path / "a", name="T", ra_column="ra", dec_column="dec", partition_rows=5)
