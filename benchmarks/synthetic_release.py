@@ -26,7 +26,8 @@ BANDS = "gri"
 
 
 def positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n positions [deg]: 55% uniform, 30% in 24 clusters, 10% equatorial band, 5% edge cases."""
+    """n positions [deg]: 55% uniform, 30% in 24 clusters, 10% equatorial band, 5% edge cases;
+    then 2% of them are moved next to another object (close pairs)."""
     n_uni = int(n * 0.55)
     n_clu = int(n * 0.30)
     n_band = int(n * 0.10)
@@ -55,6 +56,13 @@ def positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     dec.append(rng.uniform(-60, 60, m))
     ra = np.mod(np.concatenate(ra), 360.0)
     dec = np.clip(np.concatenate(dec), -90.0, 90.0)
+    # close companions (blends, binaries): 2% of the objects sit 0.3-10 arcsec from another
+    n_pair = n // 50
+    if n_pair:
+        host = rng.integers(0, n - n_pair, n_pair)
+        sep = rng.uniform(0.3, 10.0, n_pair) / 3600.0
+        ang = rng.uniform(0, 2 * np.pi, n_pair)
+        ra[n - n_pair:], dec[n - n_pair:] = _offset(ra[host], dec[host], sep * np.cos(ang), sep * np.sin(ang))
     return ra, dec
 
 

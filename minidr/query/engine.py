@@ -274,6 +274,20 @@ class Release:
         t = self._run(prefix + plan.sql, {}, max_rows=10_000, timeout=None, units=False)
         return "\n".join(str(v) for v in t.column(t.num_columns - 1).to_pylist())
 
+    def scan_stats(self, query: str, dialect: str = "duckdb") -> dict[str, int]:
+        """Run a query under EXPLAIN ANALYZE and sum what its Parquet scans read:
+        ``files`` (files opened), ``row_groups`` (scanned) and ``row_groups_total``."""
+        import re
+
+        text = self.explain(query, dialect, analyze=True)
+        files = sum(int(m) for m in re.findall(r"Total Files Read:\s*(\d+)", text))
+        rg = re.findall(r"Row Groups Scanned:\s*(\d+)\s*/\s*(\d+)", text)
+        return {
+            "files": files,
+            "row_groups": sum(int(a) for a, _ in rg),
+            "row_groups_total": sum(int(b) for _, b in rg),
+        }
+
     def interrupt(self) -> None:
         """Cancel the running query (it raises QueryError 'query cancelled')."""
         self._interrupted = True

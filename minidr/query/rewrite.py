@@ -274,12 +274,13 @@ def adql_to_duckdb(stmt: exp.Expression) -> exp.Expression:
             raise QueryError("ADQL DISTANCE needs two POINTs (or ra1, dec1, ra2, dec2)")
         return node
 
-    stmt = stmt.transform(transform)
     for node in stmt.walk():
         name = _anon_name(node)
         if name in {"POINT", "CIRCLE", "BOX", "POLYGON"}:
-            raise QueryError(f"ADQL {name} is supported only inside CONTAINS(...) or DISTANCE(...)")
-    return stmt
+            p = node.parent
+            if not (isinstance(p, exp.Contains) or _anon_name(p) in ("CONTAINS", "DISTANCE")):
+                raise QueryError(f"ADQL {name} is supported only inside CONTAINS(...) or DISTANCE(...)")
+    return stmt.transform(transform)
 
 
 # -- 4. scisql / qserv -----------------------------------------------------------------------
