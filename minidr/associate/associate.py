@@ -121,6 +121,10 @@ def _unit_vectors(ra_deg, dec_deg):
     return cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)
 
 
+RA_BITS = 43
+"""RA is quantised to 360 / 2**43 deg (1.5e-7 arcsec) in the zone sort key."""
+
+
 def _zones(ra_deg, dec_deg, height_deg):
     """Zone number of each position and RA reduced to [0, 360)."""
     ra = np.mod(ra_deg, 360.0)
@@ -132,18 +136,26 @@ def _zones(ra_deg, dec_deg, height_deg):
 def zone_sort(ra_deg, dec_deg, height_deg):
     """Sort order by (zone, ra) and the zone index arrays used by the kernels.
 
-    Returns ``(order, ra_sorted, zone_ids, zone_start)``; ``order`` is a stable argsort.
+    Returns ``(order, ra_sorted, zone_ids, zone_start)``. The sort key is one int64
+    ``zone << 43 | quantised RA`` (stable argsort: ties keep row order); ``ra_sorted`` is the
+    quantised RA [deg] (monotone within a zone; the kernels' RA windows carry a margin far
+    larger than the 1.5e-7 arcsec quantum).
     """
     ra, zone = _zones(np.asarray(ra_deg, np.float64), np.asarray(dec_deg, np.float64), height_deg)
-    order = np.lexsort((ra, zone))
-    zs = zone[order]
+    scale = float(2 ** RA_BITS) / 360.0
+    q = np.minimum((ra * scale).astype(np.int64), 2 ** RA_BITS - 1)
+    key = (zone << RA_BITS) | q
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    zs = key >> RA_BITS
+    ras = (key & (2 ** RA_BITS - 1)).astype(np.float64) / scale
     if zs.size:
         starts = np.flatnonzero(np.r_[True, zs[1:] != zs[:-1]])
     else:
         starts = np.zeros(0, dtype=np.int64)
     zone_ids = zs[starts].astype(np.int64)
     zone_start = np.r_[starts, zs.size].astype(np.int64)
-    return order, ra[order], zone_ids, zone_start
+    return order, ras, zone_ids, zone_start
 
 
 def link(ra_deg, dec_deg, radius_arcsec: float) -> np.ndarray:
@@ -219,7 +231,9 @@ def associate(sources: pa.Table, bands: list[str], cfg: AssociationConfig) -> As
     del root, ras, order
 
     # 2. per component: frames in ccdVisitId order, then sourceId
-    o2 = np.lexsort((sid, frame, comp))
+    _, frame_rank = np.unique(frame, return_inverse=True)
+    o2 = np.argsort(comp * (int(frame_rank.max()) + 1) + frame_rank, kind="stable")  # ties: sourceId
+    del frame_rank
     cs = comp[o2]
     starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
     comp_start = np.r_[starts, n].astype(np.int64)

@@ -83,7 +83,7 @@ def ra_halfwidth(dec_abs_max_deg, radius_deg):
     s = math.sin(math.radians(radius_deg)) / math.cos(math.radians(d))
     if s >= 1.0:
         return 360.0
-    return math.degrees(math.asin(s)) * (1.0 + 1e-9) + 1e-12
+    return math.degrees(math.asin(s)) * (1.0 + 1e-9) + 1e-9
 
 
 @njit
@@ -160,19 +160,30 @@ def _match_one(a, b, frame, x, y, z, w, chord2, local_obj):
         while e < b and frame[e] == frame[i]:
             e += 1
         m = e - i
-        if nobj > 0:
-            # mean directions of the current objects
+        if m == 1:
+            # one source of this frame: nearest object within the radius (ties: lower object)
+            best = -1
+            bestd = chord2
             for o in range(nobj):
-                norm = math.sqrt(sx[o] * sx[o] + sy[o] * sy[o] + sz[o] * sz[o])
-                mx[o] = sx[o] / norm
-                my[o] = sy[o] / norm
-                mz[o] = sz[o] / norm
+                dx = x[i] - mx[o]
+                dy = y[i] - my[o]
+                dz = z[i] - mz[o]
+                d2 = dx * dx + dy * dy + dz * dz
+                if d2 < bestd or (d2 == bestd and best < 0):
+                    bestd = d2
+                    best = o
+            if best < 0:
+                best = nobj
+                nobj += 1
+            local_obj[i] = best
+        else:
             npair = 0
             dist = np.empty(m * nobj)
             ps = np.empty(m * nobj, dtype=np.int64)
             po = np.empty(m * nobj, dtype=np.int64)
             for s in range(m):
                 r = i + s
+                local_obj[r] = -1
                 for o in range(nobj):
                     dx = x[r] - mx[o]
                     dy = y[r] - my[o]
@@ -183,8 +194,6 @@ def _match_one(a, b, frame, x, y, z, w, chord2, local_obj):
                         ps[npair] = s
                         po[npair] = o
                         npair += 1
-            for s in range(m):
-                local_obj[i + s] = -1
             if npair > 0:
                 order = np.argsort(dist[:npair], kind="mergesort")
                 used = np.zeros(nobj, dtype=np.bool_)
@@ -199,17 +208,18 @@ def _match_one(a, b, frame, x, y, z, w, chord2, local_obj):
                 if local_obj[i + s] < 0:
                     local_obj[i + s] = nobj
                     nobj += 1
-        else:
-            for s in range(m):
-                local_obj[i + s] = s
-            nobj = m
-        # update object sums after the whole frame
-        for s in range(m):
-            r = i + s
+        # update the matched/new objects after the whole frame
+        for r in range(i, e):
             o = local_obj[r]
             sx[o] += w[r] * x[r]
             sy[o] += w[r] * y[r]
             sz[o] += w[r] * z[r]
+        for r in range(i, e):
+            o = local_obj[r]
+            norm = math.sqrt(sx[o] * sx[o] + sy[o] * sy[o] + sz[o] * sz[o])
+            mx[o] = sx[o] / norm
+            my[o] = sy[o] / norm
+            mz[o] = sz[o] / norm
         i = e
     return nobj
 
@@ -240,13 +250,13 @@ def match_components(comp_start, frame, x, y, z, w, radius_deg):
     return local_obj, nobj
 
 
-@njit
-def nearest_within(zone_ids, zone_start, ra, x, y, z, qra, qx, qy, qz, qzone, height_deg, radius_deg):
+@njit(parallel=True)
+def nearest_within(zone_ids, zone_start, ra, x, y, z, qra, qdec, height_deg, radius_deg):
     """Nearest catalog row within ``radius_deg`` of each query position (-1 if none).
 
-    The catalog (``ra``, unit vectors) is sorted by (zone, ra) as in :func:`link_zones`;
-    queries are given by RA [deg], unit vectors and zone number. Ties go to the lower row.
-    Returns ``(index, chord2)`` arrays (int64, float64).
+    The catalog (``ra`` [deg], unit vectors) is sorted by (zone, ra) as in :func:`link_zones`;
+    queries are RA, Dec [deg]. Ties go to the lower row. Queries run in parallel.
+    Returns ``(index, chord2)`` arrays (int64, float64; chord2 is inf when no match).
     """
     nq = qra.size
     half = 0.5 * math.radians(radius_deg)
@@ -254,41 +264,65 @@ def nearest_within(zone_ids, zone_start, ra, x, y, z, qra, qx, qy, qz, qzone, he
     best = np.full(nq, -1, dtype=np.int64)
     bestd = np.full(nq, np.inf)
     nz = zone_ids.size
-    for q in range(nq):
-        zq = qzone[q]
-        for dz_ in range(-1, 2):
-            zt = zq + dz_
-            k = _lower_bound(zone_ids, 0, nz, zt)
-            if k >= nz or zone_ids[k] != zt:
+    if nz == 0:
+        return best, bestd
+    zmin = zone_ids[0]
+    span = zone_ids[nz - 1] - zmin + 1
+    lut = np.full(span, -1, dtype=np.int64)
+    for k in range(nz):
+        lut[zone_ids[k] - zmin] = k
+    # RA half-width for zone pairs (z, z + 1), z from zmin - 2: conservative for (z, z) too
+    dra_pair = np.empty(span + 3)
+    for t in range(span + 3):
+        zz = zmin - 2 + t
+        dra_pair[t] = ra_halfwidth(max(abs(zz * height_deg - 90.0), abs((zz + 2) * height_deg - 90.0)),
+                                   radius_deg)
+    for q in prange(nq):
+        rq = qra[q] % 360.0
+        if rq >= 360.0:
+            rq = 0.0
+        dq = min(max(qdec[q], -90.0), 90.0)
+        cd = math.cos(math.radians(dq))
+        qx = cd * math.cos(math.radians(qra[q]))
+        qy = cd * math.sin(math.radians(qra[q]))
+        qz = math.sin(math.radians(dq))
+        zq = np.int64(math.floor((dq + 90.0) / height_deg))
+        bq = -1
+        bd = np.inf
+        for zt in range(zq - 1, zq + 2):
+            if zt < zmin or zt - zmin >= span:
+                continue
+            k = lut[zt - zmin]
+            if k < 0:
                 continue
             a = zone_start[k]
             b = zone_start[k + 1]
-            dec_lo = (min(zq, zt)) * height_deg - 90.0
-            dec_hi = (max(zq, zt) + 1) * height_deg - 90.0
-            dra = ra_halfwidth(max(abs(dec_lo), abs(dec_hi)), radius_deg)
-            if dra >= 180.0:
-                lo1, hi1, lo2, hi2 = -1.0, 361.0, 1.0, 0.0
-            else:
-                lo1 = qra[q] - dra
-                hi1 = qra[q] + dra
-                lo2, hi2 = 1.0, 0.0
-                if lo1 < 0.0:
-                    lo2, hi2 = lo1 + 360.0, 361.0
-                elif hi1 >= 360.0:
-                    lo2, hi2 = -1.0, hi1 - 360.0
-            for part in range(2):
-                lo = lo1 if part == 0 else lo2
-                hi = hi1 if part == 0 else hi2
-                if hi < lo:
-                    continue
+            dra = dra_pair[min(zq, zt) - zmin + 2]
+            for part in range(3):
+                if dra >= 180.0:
+                    if part > 0:
+                        break
+                    lo, hi = -1.0, 361.0
+                elif part == 0:
+                    lo, hi = rq - dra, rq + dra
+                elif part == 1:
+                    if rq - dra >= 0.0:
+                        continue
+                    lo, hi = rq - dra + 360.0, 361.0
+                else:
+                    if rq + dra < 360.0:
+                        continue
+                    lo, hi = -1.0, rq + dra - 360.0
                 j = _lower_bound(ra, a, b, lo)
                 while j < b and ra[j] <= hi:
-                    ddx = x[j] - qx[q]
-                    ddy = y[j] - qy[q]
-                    ddz = z[j] - qz[q]
+                    ddx = x[j] - qx
+                    ddy = y[j] - qy
+                    ddz = z[j] - qz
                     d2 = ddx * ddx + ddy * ddy + ddz * ddz
-                    if d2 <= chord2 and (d2 < bestd[q] or (d2 == bestd[q] and j < best[q])):
-                        bestd[q] = d2
-                        best[q] = j
+                    if d2 <= chord2 and (d2 < bd or (d2 == bd and j < bq)):
+                        bd = d2
+                        bq = j
                     j += 1
+        best[q] = bq
+        bestd[q] = bd
     return best, bestd
