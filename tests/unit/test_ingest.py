@@ -19,7 +19,10 @@ from minidr.errors import InputError
 from minidr.repo import layout
 from minidr.repo.ingest import collect_files, refcat_bands
 from minidr.repository import Repo
-from test_reader import make_raw
+try:
+    from test_reader import make_raw  # tests/unit on sys.path (pytest's default rootdir import)
+except ImportError:  # pragma: no cover - if tests/unit becomes a package
+    from .test_reader import make_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,10 @@ from minidr.repo import layout
 from minidr.repo.lock import lock_holder, repo_lock
 from minidr.repo.registry import Registry, ddl
 from minidr.repository import Repo
-from test_reader import make_raw
+try:
+    from test_reader import make_raw  # tests/unit on sys.path (pytest's default rootdir import)
+except ImportError:  # pragma: no cover - if tests/unit becomes a package
+    from .test_reader import make_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 
