@@ -1,0 +1,1 @@
+"""Quality assessment of a release: metrics, plots, and comparison with simulation truth."""
