@@ -404,15 +404,17 @@ def fit_wcs(x, y, flux, header_wcs, shape, ref_ra, ref_dec, ref_mag, cfg: Astrom
     rb = np.argsort(mg, kind="stable")[: 3 * cfg.vote_sources]
     bin_px = cfg.vote_bin / scale
     half = cfg.max_offset / scale + bin_px
-    step = bin_px / r_max
+    step = bin_px / r_max  # rotation [rad] or relative scale moving the corners by one bin
     nrot = int(math.ceil(math.radians(cfg.max_rotation) / step))
-    thetas = np.arange(-nrot, nrot + 1) * step
+    nsc = int(math.floor(cfg.max_scale_error / step + 0.5))
+    tt, ss = np.meshgrid(np.arange(-nrot, nrot + 1) * step, 1.0 + np.arange(-nsc, nsc + 1) * step)
+    thetas, scales = tt.ravel(), ss.ravel()
     k, dx, dy, votes = kernels.vote_offsets(x[bright], y[bright], rx[rb], ry[rb], cx, cy,
-                                            thetas, half, bin_px)
+                                            thetas, scales, half, bin_px)
     if votes < cfg.min_votes:
         _fail(f"no consistent offset/rotation between sources and reference stars "
               f"(best vote {votes}, need {cfg.min_votes})", votes=int(votes))
-    c, s = math.cos(thetas[k]), math.sin(thetas[k])
+    c, s = math.cos(thetas[k]) * scales[k], math.sin(thetas[k]) * scales[k]
     px = cx + c * (rx - cx) - s * (ry - cy) + dx
     py = cy + s * (rx - cx) + c * (ry - cy) + dy
 

@@ -14,17 +14,17 @@ from minidr._jit import njit
 
 
 @njit
-def vote_offsets(sx, sy, rx, ry, cx, cy, thetas, half_range, bin_size):
-    """Vote over rotation and offset between two point sets.
+def vote_offsets(sx, sy, rx, ry, cx, cy, thetas, scales, half_range, bin_size):
+    """Vote over rotation, scale and offset between two point sets.
 
-    For each trial rotation ``thetas[k]`` [rad] the reference points ``(rx, ry)`` are rotated
-    about ``(cx, cy)`` and every pairwise offset ``source - rotated reference`` that falls
+    For each trial ``k`` the reference points ``(rx, ry)`` are rotated by ``thetas[k]``
+    [rad] and scaled by ``scales[k]`` about ``(cx, cy)``, and every pairwise offset ``source - rotated reference`` that falls
     within ``+-half_range`` (both axes) is binned in a 2D histogram of cell ``bin_size``.
     The score is the sum over 2x2 blocks of cells, so a peak narrower than a cell but split
     between cells still counts in full; among equal scores the block whose first cell holds
     most votes wins.
 
-    Returns ``(k, dx, dy, votes)``: the best rotation index, the vote-weighted offset of the
+    Returns ``(k, dx, dy, votes)``: the best trial index, the vote-weighted offset of the
     best 2x2 block (same unit as the inputs) and its score. Ties keep the first (smallest k,
     then smallest iy, ix) so the result is deterministic.
     """
@@ -39,8 +39,8 @@ def vote_offsets(sx, sy, rx, ry, cx, cy, thetas, half_range, bin_size):
     ns = sx.shape[0]
     nr = rx.shape[0]
     for k in range(thetas.shape[0]):
-        c = math.cos(thetas[k])
-        s = math.sin(thetas[k])
+        c = math.cos(thetas[k]) * scales[k]
+        s = math.sin(thetas[k]) * scales[k]
         hist[:, :] = 0
         for j in range(nr):
             ux = rx[j] - cx

@@ -75,7 +75,7 @@ def _tan_wcs(ra0, dec0, shape, rot_deg=0.0, sip=None):
 
 
 def make_scene(seed, shape=(1500, 2000), offset_arcsec=20.0, offset_pa=30.0, rot_deg=0.3,
-               ra0=150.0, dec0=2.0, n_ref=450, n_extra=600, n_spurious=12, distortion=1.0):
+               ra0=150.0, dec0=2.0, n_ref=450, n_extra=600, n_spurious=12, distortion=1.0, scale_err=0.0):
     rng = np.random.default_rng(seed)
     ny, nx = shape
     # true distortion: quadratic SIP giving ~`distortion` px at the corners
@@ -129,7 +129,7 @@ def make_scene(seed, shape=(1500, 2000), offset_arcsec=20.0, offset_pa=30.0, rot
     header.wcs.crval = [c[0][0] + dra, c[1][0] + ddec]
     t = math.radians(rot_deg)
     rmat = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
-    header.wcs.cd = rmat @ true.wcs.cd
+    header.wcs.cd = (1.0 + scale_err) * rmat @ true.wcs.cd
     header.wcs.set()
     return Scene(shape, true, header, x[perm], y[perm], sig[perm], sig[perm], flux[perm], snr[perm],
                  src_ref[perm], t_ra[perm], t_dec[perm], ref_ra, ref_dec, mag)
@@ -192,6 +192,15 @@ def test_seed_sweep_extreme_perturbations(seed):
        seed=st.integers(0, 2**16))
 def test_any_header_error_within_bounds(off, pa, rot, seed):
     sc = make_scene(seed, shape=(1000, 1300), offset_arcsec=off, offset_pa=pa, rot_deg=rot, n_ref=260)
+    res = fit_wcs(sc.x, sc.y, sc.flux, sc.header_wcs, sc.shape, sc.ref_ra, sc.ref_dec, sc.ref_mag, CFG,
+                  xerr=sc.xerr, yerr=sc.yerr)
+    _check(sc, res)
+
+
+def test_header_scale_error():
+    """A 0.4% pixel-scale error in the header (16 px at the corners of a 4k detector)."""
+    sc = make_scene(14, shape=(4000, 4000), offset_arcsec=25.0, rot_deg=-0.4, n_ref=2500, n_extra=3000,
+                    scale_err=0.004)
     res = fit_wcs(sc.x, sc.y, sc.flux, sc.header_wcs, sc.shape, sc.ref_ra, sc.ref_dec, sc.ref_mag, CFG,
                   xerr=sc.xerr, yerr=sc.yerr)
     _check(sc, res)
@@ -341,17 +350,17 @@ def test_vote_offsets_finds_planted_transform():
     sx = np.concatenate([sx[keep], rng.uniform(0, 2000, 40)])
     sy = np.concatenate([sy[keep], rng.uniform(0, 2000, 40)])
     thetas = np.radians(np.linspace(-1, 1, 21))
-    k, dx, dy, votes = kernels.vote_offsets(sx, sy, rx, ry, 1000.0, 1000.0, thetas, 300.0, 10.0)
+    k, dx, dy, votes = kernels.vote_offsets(sx, sy, rx, ry, 1000.0, 1000.0, thetas, np.ones_like(thetas), 300.0, 10.0)
     assert abs(math.degrees(thetas[k]) - 0.4) <= 0.25  # resolution ~ bin / radius = 0.4 deg
     assert abs(dx - 87.0) < 10 and abs(dy + 123.0) < 10
     assert votes >= keep.sum() * 0.9
 
 
-def _naive_vote(sx, sy, rx, ry, cx, cy, thetas, half, bin_size):
+def _naive_vote(sx, sy, rx, ry, cx, cy, thetas, scales, half, bin_size):
     nb = int(2 * half / bin_size) + 1
     best = 0
-    for t in thetas:
-        c, s = math.cos(t), math.sin(t)
+    for t, f in zip(thetas, scales):
+        c, s = math.cos(t) * f, math.sin(t) * f
         px = cx + c * (rx - cx) - s * (ry - cy)
         py = cy + s * (rx - cx) + c * (ry - cy)
         dx = (sx[:, None] - px[None, :]).ravel()
@@ -370,9 +379,10 @@ def test_vote_offsets_score_equals_naive(seed, ns, nr):
     rng = np.random.default_rng(seed)
     sx, sy = rng.uniform(0, 300, (2, ns))
     rx, ry = rng.uniform(0, 300, (2, nr))
-    thetas = np.radians(np.linspace(-1, 1, 5))
-    k, dx, dy, votes = kernels.vote_offsets(sx, sy, rx, ry, 150.0, 150.0, thetas, 60.0, 7.0)
-    assert votes == _naive_vote(sx, sy, rx, ry, 150.0, 150.0, thetas, 60.0, 7.0)
+    thetas = np.radians(np.repeat(np.linspace(-1, 1, 5), 2))
+    scales = np.tile([1.0, 1.01], 5)
+    k, dx, dy, votes = kernels.vote_offsets(sx, sy, rx, ry, 150.0, 150.0, thetas, scales, 60.0, 7.0)
+    assert votes == _naive_vote(sx, sy, rx, ry, 150.0, 150.0, thetas, scales, 60.0, 7.0)
     if votes:
         assert abs(dx) < 60 and abs(dy) < 60
 
