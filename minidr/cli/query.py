@@ -112,7 +112,7 @@ def sql(repo, query, release_name, dialect, fmt, output, max_rows, timeout, expl
     _emit(table, fmt, output, quiet)
 
 
-@click.command("cone")
+@click.command("cone", context_settings={"ignore_unknown_options": True})
 @click.argument("repo", type=click.Path(exists=True, file_okay=False))
 @click.argument("ra")
 @click.argument("dec")
@@ -127,7 +127,7 @@ def sql(repo, query, release_name, dialect, fmt, output, max_rows, timeout, expl
 def cone(repo, ra, dec, radius_arcsec, release_name, table, columns, fmt, output, max_rows, quiet):
     """Rows of a release within RADIUS_ARCSEC of RA DEC (degrees or sexagesimal), nearest first.
 
-    A negative Dec needs "--" before the arguments or a sexagesimal form: minidr cone REPO -- 10.5 -20 5
+    Example: minidr cone REPO 10:12:45.3 -02:03:04 30 --columns objectId,coord_ra,coord_dec
     """
     dr = _open(repo, release_name)
     result = _run_interruptible(dr, lambda: dr.cone(ra, dec, radius_arcsec, table=table, columns=columns,

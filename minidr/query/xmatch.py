@@ -34,6 +34,10 @@ def to_arrow(positions) -> pa.Table:
         for name in positions.colnames:
             col = positions[name]
             data = np.asarray(col)
+            if data.dtype.byteorder not in ("=", "|"):
+                data = data.astype(data.dtype.newbyteorder("="))
+            if data.dtype.kind == "S":
+                data = np.char.decode(data, "utf-8", errors="replace")
             mask = getattr(col, "mask", None)
             arr = pa.array(data if data.ndim == 1 else list(data), mask=np.asarray(mask) if mask is not None and np.ndim(mask) == 1 else None)
             unit = getattr(col, "unit", None)
