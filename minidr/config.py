@@ -126,7 +126,7 @@ class AstrometryConfig:
     max_rms: float = _f(0.2, "largest accepted fit RMS, arcsec")
     vote_sources: int = _f(50, "brightest sources used in the offset/rotation vote (against 3x as many reference stars)")
     vote_bin: float = _f(2.0, "cell size of the offset vote histogram, arcsec")
-    max_scale_error: float = _f(0.005, "largest relative header-WCS pixel-scale error searched (0.005 = 0.5%)")
+    max_scale_error: float = _f(0.005, "largest relative header-WCS pixel-scale error searched (0.005 is 0.5%)")
     min_votes: int = _f(5, "fewest coincident pairs for the offset/rotation vote to be trusted")
     clip_sigma: float = _f(3.0, "matches whose fit residual exceeds this many sigma are rejected")
     clip_iterations: int = _f(3, "fit / clip iterations at the final match radius")
