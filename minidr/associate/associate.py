@@ -73,7 +73,7 @@ def object_schema(bands) -> pa.Schema:
         fld("coord_dec", pa.float64(), "deg", "weighted mean Dec of the object's sources (ICRS)"),
         fld("coord_raErr", pa.float64(), "deg", "error of coord_ra (on sky, includes cos dec)"),
         fld("coord_decErr", pa.float64(), "deg", "error of coord_dec"),
-        fld("nDetections", pa.int32(), "", "number of Sources associated with the object"),
+        fld("nDetections", pa.int64(), "", "number of Sources associated with the object"),
         fld("refExtendedness", pa.float64(), "", "S/N-weighted mean extendedness (0 point, 1 extended)"),
         fld("firstMjd", pa.float64(), "d", "earliest midpointMjdTai of the object's sources (TAI)"),
         fld("lastMjd", pa.float64(), "d", "latest midpointMjdTai of the object's sources (TAI)"),
@@ -84,8 +84,8 @@ def object_schema(bands) -> pa.Schema:
             fld(f"{b}_psfFluxMeanErr", pa.float64(), "nJy", f"error of {b}_psfFluxMean"),
             fld(f"{b}_psfFluxSigma", pa.float64(), "nJy", f"standard deviation (ddof=1) of good {b} PSF fluxes"),
             fld(f"{b}_psfFluxChi2", pa.float64(), "", f"chi-square of good {b} PSF fluxes about the weighted mean (not reduced)"),
-            fld(f"{b}_psfFluxNdata", pa.int32(), "", f"number of good {b} sources"),
-            fld(f"{b}_psfMag", pa.float64(), "mag(AB)", f"AB magnitude of {b}_psfFluxMean"),
+            fld(f"{b}_psfFluxNdata", pa.int64(), "", f"number of good {b} sources"),
+            fld(f"{b}_psfMag", pa.float64(), "mag", f"AB magnitude of {b}_psfFluxMean"),
         ]
     return pa.schema(fields)
 
@@ -286,7 +286,7 @@ def _object_table(sources, canon, obj, n_obj, obj_ra, obj_dec, ra_err, dec_err, 
             good = np.isfinite(err) & (err > 0)
             iv = _sum(obj[good], 1.0 / np.square(err[good]), n_obj)
             cols[name] = np.where(iv > 0, 1.0 / np.sqrt(iv), np.nan)
-        cols["nDetections"] = np.bincount(obj, minlength=n_obj).astype(np.int32)
+        cols["nDetections"] = np.bincount(obj, minlength=n_obj).astype(np.int64)
 
         flags = col("flags", np.int64)
         good_flags = (flags & int(BAD_FOR_AGGREGATES)) == 0
@@ -331,7 +331,7 @@ def _object_table(sources, canon, obj, n_obj, obj_ra, obj_dec, ra_err, dec_err, 
             cols[f"{b}_psfFluxMeanErr"] = np.where(nd > 0, 1.0 / np.sqrt(sw), np.nan)
             cols[f"{b}_psfFluxSigma"] = sigma
             cols[f"{b}_psfFluxChi2"] = chi2
-            cols[f"{b}_psfFluxNdata"] = nd.astype(np.int32)
+            cols[f"{b}_psfFluxNdata"] = nd.astype(np.int64)
             cols[f"{b}_psfMag"] = np.where(mean > 0, -2.5 * np.log10(mean) + AB_ZP_NJY, np.nan)
     schema = object_schema(bands)
     return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in schema], schema=schema)

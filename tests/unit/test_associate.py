@@ -395,3 +395,32 @@ def test_empty_input_gives_empty_object_table():
     res = associate(empty, ["r"], AssociationConfig())
     assert res.objects.num_rows == 0 and res.object_ids.size == 0
     assert res.objects.schema.equals(object_schema(["r"]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.0, 360.0), st.floats(-90.0, 90.0), st.integers(1, 80), st.integers(0, 2**31))
+def test_nearest_within_matches_brute_force(ra0, dec0, n, seed):
+    """Nearest catalog position within 1 arcsec, anywhere on the sky (RA wrap, poles)."""
+    from minidr.associate import kernels
+    from minidr.associate.associate import _unit_vectors, zone_sort
+
+    rng = np.random.default_rng(seed)
+    r = 1.0 / 3600
+
+    def scatter(m):
+        d = np.clip(dec0 + rng.normal(0, 2, m) / 3600, -90, 90)
+        a = (ra0 + rng.normal(0, 2, m) / 3600 / max(np.cos(np.radians(dec0)), 1e-3)) % 360.0
+        return a, d
+
+    cra, cdec = scatter(n)
+    qra, qdec = scatter(50)
+    order, ras, zid, zst = zone_sort(cra, cdec, r)
+    x, y, z = _unit_vectors(cra[order], cdec[order])
+    best, _ = kernels.nearest_within(zid, zst, ras, x, y, z, qra, qdec, r, r)
+    got = np.where(best >= 0, order[np.maximum(best, 0)], -1)
+    d2 = np.sum((_unit(qra, qdec)[:, None, :] - _unit(cra, cdec)[None, :, :]) ** 2, -1)
+    chord2 = (2 * np.sin(np.radians(r) / 2)) ** 2
+    want = np.where(d2.min(1) <= chord2, d2.argmin(1), -1)
+    # equal distances to rounding: compare the distances, not only the indices
+    ok = (got == want) | ((got >= 0) & (want >= 0) & np.isclose(d2[np.arange(50), got], d2[np.arange(50), want], rtol=1e-9))
+    assert np.all(ok)
