@@ -17,9 +17,16 @@ from minidr._jit import njit, prange
 
 
 @njit
-def _moffat(dx, dy, a11, a12, a22, inv_alpha2, beta):
-    q = (a11 * dx * dx + 2.0 * a12 * dx * dy + a22 * dy * dy) * inv_alpha2
-    return (1.0 + q) ** (-beta)
+def _moffat_cell(dx, dy, a11, a12, a22, inv_alpha2, beta, h):
+    """Mean of the Moffat profile over an h x h cell centred at (dx, dy): the centre value plus
+    h^2/24 of its Laplacian (error O(h^4))."""
+    gx = a11 * dx + a12 * dy
+    gy = a12 * dx + a22 * dy
+    opu = 1.0 + (dx * gx + dy * gy) * inv_alpha2
+    lap_u = 2.0 * (a11 + a22) * inv_alpha2
+    grad2 = 4.0 * (gx * gx + gy * gy) * inv_alpha2 * inv_alpha2
+    lap = -beta * lap_u / opu + beta * (beta + 1.0) * grad2 / (opu * opu)
+    return opu ** (-beta) * (1.0 + h * h * lap / 24.0)
 
 
 @njit(parallel=True)
@@ -28,8 +35,9 @@ def moffat_stamps(x, y, flux, alpha, beta, a11, a12, a22, radius, offsets, overs
     """Pixel-integrated elliptical Moffat stamps, each normalised to sum to ``flux``.
 
     ``I ~ (1 + d^T A d / alpha^2)^-beta`` with ``A = [[a11, a12], [a12, a22]]`` (det 1).
-    Pixels whose centre lies within ``os_radius[i]`` of the object are integrated by
-    ``oversample x oversample`` sub-pixel sampling, the others sampled at their centre.
+    Each pixel (or, within ``os_radius[i]`` of the object, each of ``oversample x oversample``
+    sub-cells) is integrated as its centre value plus h^2/24 of the Laplacian, so pixels are
+    integrated to better than 0.5% (0.1% for FWHM >= 4 px).
     Stamp ``i`` occupies ``out[offsets[i]:offsets[i] + (2R+1)**2]``, row-major, its
     pixel (0, 0) at detector pixel ``(round(y) - R, round(x) - R)``.
     """
@@ -47,7 +55,7 @@ def moffat_stamps(x, y, flux, alpha, beta, a11, a12, a22, radius, offsets, overs
         s = 0.0
         osr2 = os_radius[i] * os_radius[i]
         sub = oversample
-        inv_sub = 1.0 / sub
+        h = 1.0 / sub
         for jy in range(side):
             dy0 = (jy - r) - fy
             for jx in range(side):
@@ -55,13 +63,13 @@ def moffat_stamps(x, y, flux, alpha, beta, a11, a12, a22, radius, offsets, overs
                 if dx0 * dx0 + dy0 * dy0 < osr2:
                     v = 0.0
                     for sy in range(sub):
-                        ddy = dy0 + (sy + 0.5) * inv_sub - 0.5
+                        ddy = dy0 + (sy + 0.5) * h - 0.5
                         for sx in range(sub):
-                            ddx = dx0 + (sx + 0.5) * inv_sub - 0.5
-                            v += _moffat(ddx, ddy, a11[i], a12[i], a22[i], inv_a2, b)
-                    v *= inv_sub * inv_sub
+                            ddx = dx0 + (sx + 0.5) * h - 0.5
+                            v += _moffat_cell(ddx, ddy, a11[i], a12[i], a22[i], inv_a2, b, h)
+                    v *= h * h
                 else:
-                    v = _moffat(dx0, dy0, a11[i], a12[i], a22[i], inv_a2, b)
+                    v = _moffat_cell(dx0, dy0, a11[i], a12[i], a22[i], inv_a2, b, 1.0)
                 out[o + jy * side + jx] = v
                 s += v
         if s > 0:
@@ -110,18 +118,46 @@ def gaussmix_stamps(x, y, flux, gal_cxx, gal_cxy, gal_cyy, gal_amp, gal_ncomp,
                 ixy[k] = -cxy / det
                 iyy[k] = cxx / det
                 k += 1
-        s = 0.0
+        for kk in range(side * side):
+            out[o + kk] = 0.0
         for jy in range(side):
             dy = (jy - r) - fy
-            for jx in range(side):
-                dx = (jx - r) - fx
-                v = 0.0
-                for k in range(m):
-                    q = ixx[k] * dx * dx + 2.0 * ixy[k] * dx * dy + iyy[k] * dy * dy
-                    if q < 60.0:
-                        v += w[k] * math.exp(-0.5 * q)
-                out[o + jy * side + jx] = v
-                s += v
+            row = o + jy * side
+            for k in range(m):
+                # exp(-q/2) along the row by recurrence from its peak outwards: two exp() per
+                # row and component, then multiplications (values only shrink, so underflow is safe)
+                a = ixx[k]
+                b = ixy[k] * dy
+                jpk = int(np.floor(-b / a + r + fx + 0.5))
+                if jpk < 0:
+                    jpk = 0
+                elif jpk > side - 1:
+                    jpk = side - 1
+                dx = (jpk - r) - fx
+                q0 = a * dx * dx + 2.0 * b * dx + iyy[k] * dy * dy
+                if q0 > 80.0:
+                    continue
+                g0 = w[k] * math.exp(-0.5 * q0)
+                kappa = math.exp(-a)
+                g = g0
+                rho = math.exp(-0.5 * (a * (2.0 * dx + 1.0) + 2.0 * b))
+                for jx in range(jpk, side):
+                    out[row + jx] += g
+                    g *= rho
+                    rho *= kappa
+                    if g < 1e-13 * w[k]:
+                        break
+                g = g0
+                rho = math.exp(-0.5 * (a * (-2.0 * dx + 1.0) - 2.0 * b))
+                for jx in range(jpk - 1, -1, -1):
+                    g *= rho
+                    rho *= kappa
+                    out[row + jx] += g
+                    if g < 1e-13 * w[k]:
+                        break
+        s = 0.0
+        for kk in range(side * side):
+            s += out[o + kk]
         if s > 0:
             scale = flux[i] / s
             for k in range(side * side):
