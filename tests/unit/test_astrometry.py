@@ -427,6 +427,29 @@ def test_refcat_select_footprint_and_columns(tmp_path):
     assert len(far) == 0
 
 
+@settings(max_examples=40, deadline=None)
+@given(ra0=st.floats(0, 360, exclude_max=True), dec0=st.floats(-90, 90), rot=st.floats(0, 360),
+       ny=st.integers(50, 4000), nx=st.integers(50, 4000), seed=st.integers(0, 999))
+def test_refcat_select_anywhere_on_the_sky(ra0, dec0, rot, ny, nx, seed):
+    """Points on the frame are always selected, points beyond the margin never (poles, RA 0)."""
+    w = _tan_wcs(ra0, dec0, (ny, nx), rot_deg=rot)
+    rng = np.random.default_rng(seed)
+    m = 30.0 / SCALE  # 30 arcsec margin in px
+    xin, yin = rng.uniform(-0.45, nx - 0.55, 50), rng.uniform(-0.45, ny - 0.55, 50)
+    side = rng.integers(0, 4, 50)
+    d = rng.uniform(m + 2, m + 3000, 50)
+    xout = np.where(side == 0, -0.5 - d, np.where(side == 1, nx - 0.5 + d, rng.uniform(0, nx, 50)))
+    yout = np.where(side == 2, -0.5 - d, np.where(side == 3, ny - 0.5 + d, rng.uniform(0, ny, 50)))
+    ra, dec = pixel_to_sky(w, np.concatenate([xin, xout]), np.concatenate([yin, yout]))
+    far_ra = (ra0 + 180.0) % 360.0  # the antipode must never leak in through TAN
+    ra = np.concatenate([ra, [far_ra]])
+    dec = np.concatenate([dec, [-dec0]])
+    rs = select({"ra": ra, "dec": dec, "g_mag": np.full(ra.size, 18.0)}, w, (ny, nx), "g", RefcatConfig(),
+                margin_arcsec=30.0)
+    assert set(rs.index.tolist()) == set(range(50))
+    assert np.all((rs.ra >= 0) & (rs.ra < 360))
+
+
 def test_timing_recorded_for_docs(capsys):
     """Not a timing assertion: prints the per-frame time for docs/calibration.md."""
     sc = make_scene(9, shape=(2000, 2000), n_ref=600, n_extra=800)
