@@ -66,7 +66,7 @@ def naive_psf_flux(image, variance, stamp, cx, cy):
 def render_scene(shape=(600, 800), seed=1, n_stars=300, fwhm=3.6, beta=3.0, e1=0.03, e2=-0.02,
                  sky=800.0, sky_gradient=(0.25, -0.15), read_noise=5.0, n_galaxies=25,
                  n_cosmics=20, n_saturated=3, saturation=60000.0, mag_range=(16.0, 23.5),
-                 zp=28.0, cr_mode="raw", min_sep=0.0):
+                 zp=28.0, cr_mode="raw", min_sep=0.0, gal_mag_range=(15.5, 19.0)):
     """Render a test scene. Returns dict(image, variance, mask, truth, sky, psf).
 
     ``truth`` is a structured array: x, y [pixels], flux [e-], kind (0 star, 1 galaxy,
@@ -124,7 +124,7 @@ def render_scene(shape=(600, 800), seed=1, n_stars=300, fwhm=3.6, beta=3.0, e1=0
     psf_st = naive_moffat(alpha, beta, e1, e2, 0.0, 0.0, psf_r, 4)
     for k in range(n_galaxies):
         x, y = new_pos(margin=20)
-        flux = 10 ** (-0.4 * (rng.uniform(17.5, 20.5) - zp))
+        flux = 10 ** (-0.4 * (rng.uniform(*gal_mag_range) - zp))
         h = rng.uniform(1.5, 4.0)  # exponential scale length [pixels]
         q = rng.uniform(0.5, 1.0)
         th = rng.uniform(0, np.pi)

@@ -187,8 +187,30 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
         flux = np.where(use, bf, flux)
         ferr = np.where(use, be, ferr)
     rap = cfg.aperture_radius * fwhm
-    af, ae, _, aflags = kernels.aperture_flux_kernel(image, variance, mask, cx, cy, rap,
-                                                     EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
+    # neighbour-subtracted photometry: R = image - sum_j F_j P_j; the PSF fit being linear,
+    # F_i += fit(R)_i is one Jacobi step towards the simultaneous fit of all sources, and
+    # ap(R)_i + F_i * enclosed is the aperture flux with the neighbours' light removed.
+    alpha, beta, e1, e2 = psf.params_at(cx, cy)
+    r = psf.fit_radius
+    for _ in range(max(cfg.neighbour_iterations, 0)):
+        model = kernels.render_psf_models(image.shape[0], image.shape[1], cx, cy, flux / psf.apcorr,
+                                          alpha, beta, e1, e2, 2 * r)
+        resid = image - model
+        dfl, _, _, _, _ = kernels.psf_flux_kernel(resid, variance, mask, cx, cy, alpha, beta, e1, e2, r,
+                                                  EXCLUDE_BITS, FLAG_MAP, 0)
+        flux = np.where(np.isfinite(dfl) & np.isfinite(flux), flux + dfl * psf.apcorr, flux)
+    if cfg.neighbour_iterations > 0:
+        model = kernels.render_psf_models(image.shape[0], image.shape[1], cx, cy, flux / psf.apcorr,
+                                          alpha, beta, e1, e2, 2 * r)
+        resid = image - model
+        af, ae, _, aflags = kernels.aperture_flux_kernel(resid, variance, mask, cx, cy, rap,
+                                                         EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
+        own = psf_aperture_fraction(psf, cx, cy, rap)
+        good = np.isfinite(flux) & (flux > 0)
+        af = af + np.where(good, flux / psf.apcorr * own, 0.0)
+    else:
+        af, ae, _, aflags = kernels.aperture_flux_kernel(image, variance, mask, cx, cy, rap,
+                                                         EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
     flags |= aflags
     ixx, iyy, ixy, mok = kernels.adaptive_moments_kernel(image, mask, cx, cy, sig, EXCLUDE_BITS, 60, 1e-5)
     flags |= np.where(mok, 0, int(SourceFlag.SHAPE)).astype(np.int32)
@@ -211,6 +233,29 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
                                            cfg.extendedness_nsigma)
     out["sharpness"] = sharp
     out["flags"] = flags
+    return out
+
+
+def psf_aperture_fraction(psf: PsfModel, x, y, radius):
+    """Fraction of the PSF model (as fitted: stamps of ``2 fit_radius``) inside circles of
+    ``radius`` [pixels] centred on it at (x, y) (arrays)."""
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), x.shape).copy()
+    r = 2 * psf.fit_radius
+    alpha, beta, e1, e2 = psf.params_at(x, y)
+    cx = np.floor(x + 0.5)
+    cy = np.floor(y + 0.5)
+    st = kernels.moffat_stamps(alpha, beta, e1, e2, x - cx, y - cy, r)
+    out = np.empty(x.size)
+    z = np.zeros(st.shape[1:], dtype=np.uint16)
+    one = np.ones(st.shape[1:], dtype=np.float32)
+    for i in range(x.size):
+        fl, _, _, _ = kernels.aperture_flux_kernel(st[i].astype(np.float32), one, z,
+                                                   np.array([float(r) + x[i] - cx[i]]),
+                                                   np.array([float(r) + y[i] - cy[i]]),
+                                                   radius[i:i + 1], 0, FLAG_MAP, 0)
+        out[i] = fl[0]
     return out
 
 
