@@ -10,6 +10,7 @@ file but the manifest: ``path`` relative to the release, ``sha256``, ``size`` in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,34 @@ from .._io import sha256_file
 from ..errors import ReleaseError
 
 MANIFEST = "manifest.json"
+SELF_HASH = "manifest_sha256"
+
+
+def _canonical(doc: dict) -> str:
+    return json.dumps(doc, sort_keys=True, indent=1, default=str) + "\n"
+
+
+def manifest_text(doc: dict) -> str:
+    """The bytes of ``manifest.json``: canonical JSON (sorted keys, indent 1) of ``doc`` plus
+    ``manifest_sha256``, the sha256 of the canonical JSON of ``doc`` without that key."""
+    body = {k: v for k, v in doc.items() if k != SELF_HASH}
+    body = json.loads(_canonical(body))  # normalise types (tuples, paths) as they will be read back
+    body[SELF_HASH] = hashlib.sha256(_canonical({k: v for k, v in body.items() if k != SELF_HASH}).encode()).hexdigest()
+    return _canonical(body)
+
+
+def _manifest_problem(path: Path) -> str | None:
+    """Why ``manifest.json`` is not exactly as written (None when it is)."""
+    text = path.read_text()
+    doc = json.loads(text)
+    if _canonical(doc) != text:
+        return "changed file manifest.json: not in its canonical form"
+    claimed = doc.pop(SELF_HASH, None)
+    if claimed is None:
+        return "changed file manifest.json: no manifest_sha256"
+    if hashlib.sha256(_canonical(doc).encode()).hexdigest() != claimed:
+        return "changed file manifest.json: its content does not match manifest_sha256"
+    return None
 
 
 def load_manifest(release_dir: Path) -> dict:
@@ -38,12 +67,21 @@ def verify_release(release_dir: Path) -> list[str]:
     """Re-check every file of a release against its manifest.
 
     Returns one message per changed, missing or unexpected file (sorted by path); an empty
-    list means the release is exactly as published.
+    list means the release is exactly as published. ``manifest.json`` itself is checked
+    through its ``manifest_sha256`` and canonical form, so any changed byte is reported.
     """
     release_dir = Path(release_dir)
-    doc = load_manifest(release_dir)
+    if not (release_dir / MANIFEST).is_file():
+        raise ReleaseError(f"{release_dir / MANIFEST}: no manifest (not a published release)")
+    try:
+        doc = load_manifest(release_dir)
+    except ReleaseError as exc:
+        return [f"changed file {MANIFEST}: {str(exc).split(': ', 1)[-1]}"]
     expected = {e["path"]: e for e in doc["outputs"].get("files", [])}
     problems: list[tuple[str, str]] = []
+    own = _manifest_problem(release_dir / MANIFEST)
+    if own:
+        problems.append((MANIFEST, own))
     for rel, entry in expected.items():
         path = release_dir / rel
         if not path.is_file():

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError, ReleaseError
 from ..sky.healpix import healpix29
+from .manifest import manifest_text
 from .partition import NPIX29, Partition, plan_partitions
 from .schema import HEALPIX_COLUMN, healpix_field, with_field_docs
 
@@ -462,7 +463,7 @@ def write_release(
         doc["name"] = name
         doc["created"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         doc["outputs"] = {"files": _file_entries(staging), "tables": table_info}
-        (staging / "manifest.json").write_text(json.dumps(doc, sort_keys=True, indent=1, default=str) + "\n")
+        (staging / "manifest.json").write_text(manifest_text(doc))
         _freeze(staging)
         if final_dir.exists():
             raise ReleaseError(f"release {name} already exists at {final_dir}; releases are immutable, choose another name")

@@ -160,3 +160,26 @@ def test_catalog_partitions_and_properties(release):
     props = read_properties(release / "Source")
     assert props["hats_col_ra"] == "ra" and props["dataproduct_type"] == "source"
     assert int(props["hats_nrows"]) == load_manifest(release)["outputs"]["tables"]["Source"]["rows"]
+
+
+def test_verify_detects_changed_manifest(tables, tmp_path):
+    small = {k: v.slice(0, 300) for k, v in tables.items()}
+    rel = _publish(tmp_path, "DR1", small)
+    m = rel / "manifest.json"
+    original = m.read_bytes()
+    m.chmod(0o644)
+    assert verify_release(rel) == []
+    # a changed value that stays valid JSON
+    m.write_bytes(original.replace(b'"config_hash": "abc"', b'"config_hash": "abd"'))
+    assert verify_release(rel) == ["changed file manifest.json: its content does not match manifest_sha256"]
+    # a changed byte of layout only
+    m.write_bytes(original.replace(b'\n "config_hash"', b'\n  "config_hash"'))
+    assert verify_release(rel) == ["changed file manifest.json: not in its canonical form"]
+    # a byte flip that breaks the JSON
+    broken = bytearray(original)
+    broken[0] ^= 0xFF
+    m.write_bytes(bytes(broken))
+    problems = verify_release(rel)
+    assert len(problems) == 1 and problems[0].startswith("changed file manifest.json: unreadable")
+    m.write_bytes(original)
+    assert verify_release(rel) == []
