@@ -129,6 +129,16 @@ def radec_errors(wcs, x, y, xerr, yerr, step: float = 0.5):
 # ---------------------------------------------------------------- TAN-SIP least squares
 
 
+def _solve(a, b):
+    """Least-squares solution of ``a @ c = b`` (b may have several columns) through the normal
+    equations (the design is well conditioned: monomials of coordinates scaled to [-1, 1]),
+    falling back to SVD when they are singular."""
+    try:
+        return np.linalg.solve(a.T @ a, a.T @ b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+
+
 def _terms(degree: int, min_order: int = 0):
     return [(p, t - p) for t in range(min_order, degree + 1) for p in range(t, -1, -1)]
 
@@ -163,8 +173,7 @@ def fit_tan_sip(x, y, ra, dec, crpix, crval, degree: int, weights=None, shape=No
     ra0, dec0 = float(crval[0]), float(crval[1])
     for _ in range(6):
         xi, eta = tan_project(ra, dec, ra0, dec0)
-        cxi, *_ = np.linalg.lstsq(a, xi * sw, rcond=None)
-        ceta, *_ = np.linalg.lstsq(a, eta * sw, rcond=None)
+        cxi, ceta = _solve(a, np.stack([xi * sw, eta * sw], axis=1)).T
         ra0, dec0 = (float(t) for t in tan_deproject(cxi[0], ceta[0], ra0, dec0))
         if math.hypot(cxi[0], ceta[0]) < 1e-12:
             break
@@ -233,8 +242,7 @@ def _inverse_sip(amat, bmat, cx, cy, shape, x, y, degree):
     s = max(1.0, float(np.max(np.abs(np.concatenate([uu, vv])))))
     terms = _terms(degree)
     a = _design(uu / s, vv / s, terms)
-    cu, *_ = np.linalg.lstsq(a, u - uu, rcond=None)
-    cv, *_ = np.linalg.lstsq(a, v - vv, rcond=None)
+    cu, cv = _solve(a, np.stack([u - uu, v - vv], axis=1)).T
     ap = np.zeros((degree + 1, degree + 1))
     bp = np.zeros((degree + 1, degree + 1))
     for k, (p, q) in enumerate(terms):

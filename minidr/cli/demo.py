@@ -78,5 +78,5 @@ def demo(directory, jobs, quiet):
     for title, sql in DEMO_QUERIES:
         q = sql.format(ra=round(centre["ra"], 5), dec=round(centre["dec"], 5))
         click.echo(f"\n-- {title}\n{q};")
-        click.echo(render(dr.sql(q), "table").decode() if isinstance(render(dr.sql(q), "table"), bytes) else render(dr.sql(q), "table"))
+        click.echo(render(dr.sql(q), "table").decode().rstrip())
     click.echo(f"\nTry: minidr sql {repo.path} \"SELECT count(*) FROM Object\"   or   minidr explore {repo.path}")

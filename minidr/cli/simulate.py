@@ -22,8 +22,15 @@ from ._common import message, progress, quiet_option
 @click.option("--dec", default="2.0", show_default=True,
               help="Field centre Dec: degrees or sexagesimal (+02:00:00).")
 @click.option("--compress", is_flag=True, help="Write RICE tile-compressed .fits.fz files.")
+@click.option("--biases", default=5, show_default=True, type=click.IntRange(1, 100),
+              help="Bias frames per detector.")
+@click.option("--darks", default=3, show_default=True, type=click.IntRange(1, 100),
+              help="Dark frames per detector.")
+@click.option("--flats", default=3, show_default=True, type=click.IntRange(1, 100),
+              help="Flat frames per detector and band.")
 @quiet_option
-def simulate(outdir, visits, detectors, bands, size, seed, ra, dec, compress, quiet):
+def simulate(outdir, visits, detectors, bands, size, seed, ra, dec, compress, biases, darks, flats,
+             quiet):
     """Simulate a survey into OUTDIR: raw bias/dark/flat/science FITS, refcat and truth."""
     from ..simulate import n_files, parse_size
     from ..simulate import simulate as run
@@ -31,8 +38,9 @@ def simulate(outdir, visits, detectors, bands, size, seed, ra, dec, compress, qu
 
     ra_deg, dec_deg = parse_ra(ra), parse_dec(dec)
     shape = parse_size(size)
-    total = n_files(visits, detectors, bands)
+    total = n_files(visits, detectors, bands, biases, darks, flats)
     with progress(total, "simulating", quiet) as advance:
         res = run(outdir, visits=visits, detectors=detectors, bands=bands, size=shape, seed=seed,
-                  ra=ra_deg, dec=dec_deg, compress=compress, progress=advance)
+                  ra=ra_deg, dec=dec_deg, compress=compress, progress=advance,
+                  n_bias=biases, n_dark=darks, n_flat=flats)
     message(f"wrote {len(res.raw_files)} raw files, refcat and truth tables to {res.outdir}", quiet)

@@ -91,23 +91,31 @@ _DUMMY_F = np.zeros((1, 1), dtype=np.float32)
 _DUMMY_M = np.zeros((1, 1), dtype=np.uint16)
 
 
-def _run_amps(plans, shape, use_calibs, bias, dark, flat, cmask, exptime):
+def _run_amps(plans, shape, use_calibs, bias, dark, flat, masks, exptime):
+    """The fused kernel over every amplifier; ``masks`` = (bias, dark, flat) mask planes."""
     img = np.empty(shape, dtype=np.float32)
     var = np.empty(shape, dtype=np.float32)
-    mask = np.zeros(shape, dtype=np.uint16)
+    mask = np.empty(shape, dtype=np.uint16)  # DETSECs tile the detector: every pixel is written
+    mb, md, mf = masks
     for p in plans:
         d, t = p.datasec, p.detsec
         k.isr_amp(p.pixels, p.level, d.y0, d.y1, d.x0, d.x1, t.y0, t.x0, bool(t.flip_x),
                   bool(t.flip_y), p.gain, p.rdnoise, p.saturate, use_calibs, bias, dark, flat,
-                  cmask, float(exptime), img, var, mask)
+                  mb, md, mf, float(exptime), img, var, mask)
     return img, var, mask
 
 
 def _check_coverage(raw: RawExposure):
-    cover = np.zeros(raw.info.shape, dtype=np.int32)
-    for amp in raw.info.amps:
-        cover[amp.detsec.slices] += 1
-    if (cover != 1).any():
+    """DETSECs inside the detector, pairwise disjoint, and covering it (by area)."""
+    ny, nx = raw.info.shape
+    secs = [a.detsec for a in raw.info.amps]
+    area = 0
+    for i, a in enumerate(secs):
+        area += (a.y1 - a.y0) * (a.x1 - a.x0)
+        for b in secs[i + 1:]:
+            if a.y0 < b.y1 and b.y0 < a.y1 and a.x0 < b.x1 and b.x0 < a.x1:
+                raise InputError("amplifier DETSECs overlap", path=raw.info.path, keyword="DETSEC")
+    if area != ny * nx:
         raise InputError("amplifier DETSECs do not tile the detector exactly once",
                          path=raw.info.path, keyword="DETSEC")
 
@@ -120,7 +128,7 @@ def assemble(raw: RawExposure, cfg: IsrConfig | Config) -> AssembledImage:
     _check_coverage(raw)
     plans = _plan(raw, cfg)
     img, _var, mask = _run_amps(plans, raw.info.shape, False, _DUMMY_F, _DUMMY_F, _DUMMY_F,
-                                _DUMMY_M, 0.0)
+                                (_DUMMY_M, _DUMMY_M, _DUMMY_M), 0.0)
     k.grow_mask_bit(mask, int(MaskBit.SAT), int(cfg.saturation_grow))
     return AssembledImage(
         image=img,
@@ -172,12 +180,13 @@ def run(raw: RawExposure, bias: MasterCalib, dark: MasterCalib | None, flat: Mas
     f = np.ascontiguousarray(flat.image, dtype=np.float32)
     if dark is not None:
         dk = np.ascontiguousarray(dark.image, dtype=np.float32)
-        cmask = (bias.mask | dark.mask | flat.mask).astype(np.uint16)
+        dm = np.ascontiguousarray(dark.mask, dtype=np.uint16)
     else:
         dk = np.zeros(shape, dtype=np.float32)
-        cmask = (bias.mask | flat.mask).astype(np.uint16)
-    img, var, mask = _run_amps(plans, shape, True, b, dk, f, np.ascontiguousarray(cmask),
-                               float(info.exptime))
+        dm = np.zeros(shape, dtype=np.uint16)
+    masks = (np.ascontiguousarray(bias.mask, dtype=np.uint16), dm,
+             np.ascontiguousarray(flat.mask, dtype=np.uint16))
+    img, var, mask = _run_amps(plans, shape, True, b, dk, f, masks, float(info.exptime))
     k.grow_mask_bit(mask, int(MaskBit.SAT), int(icfg.saturation_grow))
     if icfg.interpolate_defects:
         k.interpolate_rows(img, var, mask, _DEFECTS, int(MaskBit.SAT))
@@ -185,6 +194,7 @@ def run(raw: RawExposure, bias: MasterCalib, dark: MasterCalib | None, flat: Mas
     if icfg.cosmic_rays and info.imagetyp == "science":
         n_cr = find_cosmic_rays(img, var, mask, icfg)
 
+    counts = k.count_bits(mask)
     npix = np.array([p.datasec.shape[0] * p.datasec.shape[1] for p in plans], dtype=float)
     gains = np.array([p.gain for p in plans])
     rns = np.array([p.rdnoise for p in plans])
@@ -196,9 +206,10 @@ def run(raw: RawExposure, bias: MasterCalib, dark: MasterCalib | None, flat: Mas
         "overscan_adu": [float(np.mean(p.level)) for p in plans],
         "read_noise_amps": [float(r) for r in rns],
         "gain_amps": [float(g) for g in gains],
-        "n_sat": int(np.count_nonzero(mask & MaskBit.SAT)),
-        "n_bad": int(np.count_nonzero(mask & (MaskBit.BAD | MaskBit.HOT))),
-        "n_no_data": int(np.count_nonzero(mask & MaskBit.NO_DATA)),
+        "n_sat": int(counts[MaskBit.SAT.bit_length() - 1]),
+        "n_bad": int(counts[MaskBit.BAD.bit_length() - 1]),
+        "n_hot": int(counts[MaskBit.HOT.bit_length() - 1]),
+        "n_no_data": int(counts[MaskBit.NO_DATA.bit_length() - 1]),
         "n_cr": int(n_cr),
         "calibs": {c.kind: list(c.inputs) for c in (bias, dark, flat) if c is not None},
     }

@@ -64,9 +64,54 @@ def running_median(values, window):
 # --- the fused ISR pass -------------------------------------------------------------------
 
 
+@njit
+def _reversed(row):
+    """A contiguous reversed copy of a 1-d array (a flipped amplifier row, in cache)."""
+    n = row.shape[0]
+    out = np.empty(n, dtype=row.dtype)
+    for i in range(n):
+        out[i] = row[np.uint64(n - 1 - i)]  # unsigned: no negative-index check
+    return out
+
+
+@njit
+def _row_calib(src, b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2, sat_adu, exptime):
+    """One output row of :func:`isr_amp` with calibrations (``src`` already in output order)."""
+    for i in range(oi.shape[0]):
+        raw = src[i]
+        s = (raw - lvl) * gain - b[i] - d[i] * exptime
+        f = fl[i]
+        bits = np.int64(mb[i]) | np.int64(md[i]) | np.int64(mf[i])
+        if raw >= sat_adu:
+            bits |= SAT
+        ok = f > 0.0 and math.isfinite(s)
+        if not ok:
+            bits |= NO_DATA
+        oi[i] = s / f if ok else 0.0
+        ov[i] = (max(s, 0.0) + rn2) / (f * f) if ok else 0.0
+        om[i] = bits
+
+
+@njit
+def _row_plain(src, oi, ov, om, lvl, gain, rn2, sat_adu):
+    """One output row of :func:`isr_amp` without calibrations."""
+    for i in range(oi.shape[0]):
+        raw = src[i]
+        s = (raw - lvl) * gain
+        bits = np.int64(0)
+        if raw >= sat_adu:
+            bits |= SAT
+        ok = math.isfinite(s)
+        if not ok:
+            bits |= NO_DATA
+        oi[i] = s if ok else 0.0
+        ov[i] = max(s, 0.0) + rn2 if ok else 0.0
+        om[i] = bits
+
+
 @njit(parallel=True)
 def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdnoise,
-            sat_adu, use_calibs, bias, dark, flat, calib_mask, exptime,
+            sat_adu, use_calibs, bias, dark, flat, mask_b, mask_d, mask_f, exptime,
             out_img, out_var, out_mask):
     """One amplifier in one pass: overscan, trim, flip, gain, bias, dark, flat, variance, mask.
 
@@ -74,51 +119,43 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
     ``[dy0:dy1, dx0:dx1]`` the DATASEC; ``(oy0, ox0)`` the DETSEC origin in the output.
     With ``use_calibs`` the pixel becomes ``((raw - level) * gain - bias - dark * exptime) / flat``
     [e-] with variance ``(max(pre-flat signal, 0) + rdnoise^2) / flat^2`` [e-^2], and the
-    calib mask is OR-ed in; without, bias/dark/flat are ignored (pass 1x1 dummies).
-    Pixels at or above ``sat_adu`` get SAT; a non-finite result or a flat <= 0 gets
-    NO_DATA (value 0) for later interpolation.
+    three calib masks are OR-ed in; without, bias/dark/flat/masks are not read (pass 1x1
+    dummies). Pixels at or above ``sat_adu`` get SAT; a non-finite result or a flat <= 0
+    gets NO_DATA (value 0) for later interpolation. Output rows are written in order; a
+    flipped amplifier's rows are read backwards. Per-row views indexed from 0 keep the inner
+    loops free of negative-index checks, so they vectorise.
     """
     ny = dy1 - dy0
     nx = dx1 - dx0
     rn2 = rdnoise * rdnoise
     for j in prange(ny):
-        r = dy0 + j
         if flip_y:
-            oy = oy0 + ny - 1 - j
+            r = dy1 - 1 - j
         else:
-            oy = oy0 + j
+            r = dy0 + j
+        oy = oy0 + j
         lvl = level[r]
-        for i in range(nx):
-            c = dx0 + i
+        oi = out_img[oy, ox0:ox0 + nx]
+        ov = out_var[oy, ox0:ox0 + nx]
+        om = out_mask[oy, ox0:ox0 + nx]
+        if use_calibs:
+            b = bias[oy, ox0:ox0 + nx]
+            d = dark[oy, ox0:ox0 + nx]
+            fl = flat[oy, ox0:ox0 + nx]
+            mb = mask_b[oy, ox0:ox0 + nx]
+            md = mask_d[oy, ox0:ox0 + nx]
+            mf = mask_f[oy, ox0:ox0 + nx]
             if flip_x:
-                ox = ox0 + nx - 1 - i
+                _row_calib(_reversed(amp[r, dx0:dx1]), b, d, fl, mb, md, mf, oi, ov, om, lvl, gain,
+                           rn2, sat_adu, exptime)
             else:
-                ox = ox0 + i
-            raw = amp[r, c]
-            s = (raw - lvl) * gain
-            m = 0
-            if raw >= sat_adu:
-                m = SAT
-            if use_calibs:
-                s = s - bias[oy, ox] - dark[oy, ox] * exptime
-                f = flat[oy, ox]
-                m |= calib_mask[oy, ox]
-                if f > 0.0 and math.isfinite(s):
-                    out_img[oy, ox] = s / f
-                    out_var[oy, ox] = (max(s, 0.0) + rn2) / (f * f)
-                else:
-                    out_img[oy, ox] = 0.0
-                    out_var[oy, ox] = 0.0
-                    m |= NO_DATA
+                _row_calib(amp[r, dx0:dx1], b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2,
+                           sat_adu, exptime)
+        else:
+            if flip_x:
+                _row_plain(_reversed(amp[r, dx0:dx1]), oi, ov, om, lvl, gain, rn2, sat_adu)
             else:
-                if math.isfinite(s):
-                    out_img[oy, ox] = s
-                    out_var[oy, ox] = max(s, 0.0) + rn2
-                else:
-                    out_img[oy, ox] = 0.0
-                    out_var[oy, ox] = 0.0
-                    m |= NO_DATA
-            out_mask[oy, ox] = m
+                _row_plain(amp[r, dx0:dx1], oi, ov, om, lvl, gain, rn2, sat_adu)
 
 
 # --- masks --------------------------------------------------------------------------------
@@ -126,27 +163,59 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
 
 @njit(parallel=True)
 def grow_mask_bit(mask, bit, radius):
-    """Dilate mask bit ``bit`` by a square of half-size ``radius`` pixels, in place."""
+    """Dilate mask bit ``bit`` by a square of half-size ``radius`` pixels, in place.
+
+    Rows without the bit cost one read-only scan."""
     ny, nx = mask.shape
     if radius <= 0:
         return
-    tmp = np.zeros((ny, nx), dtype=np.uint8)
+    has = np.zeros(ny, dtype=np.uint8)
     for y in prange(ny):
         for x in range(nx):
             if mask[y, x] & bit:
-                lo = max(0, x - radius)
-                hi = min(nx, x + radius + 1)
-                for k in range(lo, hi):
-                    tmp[y, k] = 1
+                has[y] = 1
+                break
+    if not has.any():
+        return
+    tmp = np.zeros((ny, nx), dtype=np.uint8)
+    for y in prange(ny):
+        if has[y]:
+            for x in range(nx):
+                if mask[y, x] & bit:
+                    lo = max(0, x - radius)
+                    hi = min(nx, x + radius + 1)
+                    for k in range(lo, hi):
+                        tmp[y, k] = 1
     for y in prange(ny):
         lo = max(0, y - radius)
         hi = min(ny, y + radius + 1)
+        near = False
+        for k in range(lo, hi):
+            if has[k]:
+                near = True
+        if not near:
+            continue
         for x in range(nx):
             if not (mask[y, x] & bit):
                 for k in range(lo, hi):
                     if tmp[k, x]:
                         mask[y, x] |= bit
                         break
+
+
+@njit(parallel=True)
+def count_bits(mask):
+    """Number of pixels with each of the 16 bits of a uint16 mask set (int64[16])."""
+    ny, nx = mask.shape
+    per_row = np.zeros((ny, 16), dtype=np.int64)
+    for y in prange(ny):
+        for x in range(nx):
+            v = mask[y, x]
+            if v:
+                for b in range(16):
+                    if v & (1 << b):
+                        per_row[y, b] += 1
+    return per_row.sum(axis=0)
 
 
 @njit(parallel=True)

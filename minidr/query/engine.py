@@ -315,15 +315,7 @@ class Release:
                 rel = self._con.sql(sql, params=params) if params else self._con.sql(sql)
                 if rel is None:
                     raise QueryError("the statement returned no rows")
-                reader = rel.to_arrow_reader(max(1024, min(cap + 1, 100_000)))
-                batches, n = [], 0
-                schema = reader.schema
-                for batch in reader:
-                    batches.append(batch)
-                    n += batch.num_rows
-                    if n > cap:
-                        break
-                table = pa.Table.from_batches(batches, schema=schema)
+                table = rel.limit(cap + 1).to_arrow_table() if cap < 2**62 else rel.to_arrow_table()
             except duckdb.InterruptException:
                 if timed_out.is_set():
                     raise QueryError(
@@ -472,15 +464,6 @@ class Release:
 
         return xmatch(self, positions, radius_arcsec=radius_arcsec, table=table, ra_column=ra_column,
                       dec_column=dec_column)
-
-    # used by xmatch: register an Arrow table for one query
-    def _with_registered(self, name: str, table: pa.Table, sql: str, *, timeout=None) -> pa.Table:
-        with self._lock:
-            self._con.register(name, table)
-            try:
-                return self._run(sql, {}, max_rows=max(table.num_rows * 2, 1) + 10_000_000, timeout=timeout, units=False)
-            finally:
-                self._con.unregister(name)
 
 
 def open_release(path, name: str | None = None, *, config=None) -> Release:

@@ -280,7 +280,7 @@ def adql_to_duckdb(stmt: exp.Expression) -> exp.Expression:
             p = node.parent
             if not (isinstance(p, exp.Contains) or _anon_name(p) in ("CONTAINS", "DISTANCE")):
                 raise QueryError(f"ADQL {name} is supported only inside CONTAINS(...) or DISTANCE(...)")
-    return stmt.transform(transform)
+    return stmt.transform(transform, copy=False)
 
 
 # -- 4. scisql / qserv -----------------------------------------------------------------------
@@ -319,7 +319,7 @@ def scisql_to_duckdb(stmt: exp.Expression, tables: dict[str, TableSpec]) -> exp.
             return exp.Cast(this=poly, to=exp.DataType.build("INTEGER"))
         return node
 
-    stmt = stmt.transform(transform)
+    stmt = stmt.transform(transform, copy=False)
     ctes = {c.alias_or_name.lower() for c in stmt.find_all(exp.CTE)}
     for select in list(stmt.find_all(exp.Select)):
         where = select.args.get("where")
@@ -466,19 +466,23 @@ def _intersect(a, b):
     return np.asarray(out_lo, dtype=np.int64), np.asarray(out_hi, dtype=np.int64)
 
 
-def _range_predicate(alias: str, lo: np.ndarray, hi: np.ndarray) -> exp.Expression:
+def _range_predicate(alias: str, lo: np.ndarray, hi: np.ndarray, plan: Plan) -> exp.Expression:
+    """A placeholder column standing for ``(alias._healpix_29 BETWEEN a AND b OR ...)``; its
+    text is put in after generation (parsing thousands of tokens with sqlglot is slow)."""
     lo, hi = coarsen_ranges(lo, hi, MAX_RANGES)
     col = f'"{alias}"._healpix_29'
     if lo.size == 0:
-        return sqlglot.parse_one("FALSE", read="duckdb")
-    terms = [f"{col} BETWEEN {int(a)} AND {int(b) - 1}" for a, b in zip(lo, hi)]
-    return sqlglot.parse_one("(" + " OR ".join(terms) + ")", read="duckdb")
+        text = "FALSE"
+    else:
+        text = "(" + " OR ".join(f"{col} BETWEEN {int(a)} AND {int(b) - 1}" for a, b in zip(lo, hi)) + ")"
+    ph = _PLACEHOLDER.format(len(plan.sources))
+    plan.sources[ph] = text
+    return exp.column(ph)
 
 
 def prune(stmt: exp.Expression, tables: dict[str, TableSpec], plan: Plan) -> exp.Expression:
     """Replace sky-limited release tables by reads of the overlapping partitions only."""
     ctes = {c.alias_or_name.lower() for c in stmt.find_all(exp.CTE)}
-    counter = len(plan.sources)
     for select in list(stmt.find_all(exp.Select)):
         base = _base_tables(select, tables, ctes)
         if not base:
@@ -506,14 +510,13 @@ def prune(stmt: exp.Expression, tables: dict[str, TableSpec], plan: Plan) -> exp
             src = spec.source(*rng)
             if src is None:
                 continue
-            ph = _PLACEHOLDER.format(counter)
-            counter += 1
+            ph = _PLACEHOLDER.format(len(plan.sources))
             plan.sources[ph] = f"/*{spec.name}*/ {src}"
             plan.regions[alias] = regions[0]
             name = tbl.alias_or_name
             tbl.set("this", exp.to_identifier(ph))
             tbl.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
-            select.where(_range_predicate(name, *rng), copy=False)
+            select.where(_range_predicate(name, *rng, plan), copy=False)
     return stmt
 
 

@@ -1,20 +1,25 @@
 """Cross-match a user's list of positions against a release table (nearest within a radius).
 
-The user's rows are registered in DuckDB with their order-29 HEALPix index. Each user row
-is expanded to its cell and the 8 neighbours at an order whose cells are >= 4x the radius
-(:func:`minidr.query.rewrite.neighbour_order`), equi-joined to the table's rows through
-their own cell, then tested exactly (``cone``) and the nearest candidate kept (ties: the
-lower first column, e.g. objectId). Only the partitions around the user positions are read.
+Two phases, as every spatial query here. Coarse: the user positions' HEALPix cells at an
+order whose cells are >= 4x the radius (:func:`minidr.query.rewrite.neighbour_order`),
+plus their 8 neighbours, select the partition files to read; only their ``_healpix_29``
+and position columns are read. Exact: a numba kernel (:func:`minidr.sky.kernels.nearest_in_cells`)
+walks, for each user row, the catalogue rows of those 9 cells (binary search on the
+cell-sorted rows) and keeps the nearest within the radius (ties: the lower ``_healpix_29``).
+Finally only the row groups holding matches are read in full.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+from cdshealpix import nested
 
 from ..errors import QueryError
+from ..sky import kernels as K
 from ..sky.healpix import ORDER_MAX, healpix29
-from ..sky.regions import cells_to_ranges29, coarsen_ranges, dilate
+from ..sky.regions import cells_to_ranges29
 from .rewrite import neighbour_order
 
 SEPARATION_META = {b"unit": b"arcsec", b"description": b"angular separation between the user position and its match"}
@@ -93,53 +98,45 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
         taken.add(name.lower())
     sep_name = "separation" if "separation" not in {c.lower() for c in user.column_names} else f"separation_{cat.name}"
 
+    take = np.full(n, -1, dtype=np.int64)
+    seps = np.full(n, np.nan)
+    matched = None
     if idx_good.size:
-        h = healpix29(ra[idx_good], dec[idx_good])
-        reg = pa.table({
-            "__row": pa.array(idx_good, type=pa.int64()),
-            "__ra": pa.array(ra[idx_good]),
-            "__dec": pa.array(dec[idx_good]),
-            "__h": pa.array(h, type=pa.int64()),
-        })
-        cells = dilate(np.unique(h >> shift), k)
+        ucell = healpix29(ra[idx_good], dec[idx_good]) >> shift
+        nb = np.asarray(nested.neighbours(ucell.astype(np.uint64), k), dtype=np.int64)  # (m, 9), -1 = none
+        cells = np.unique(nb[nb >= 0])
         lo, hi = cells_to_ranges29(cells, np.full(cells.size, k))
         files = cat.files_for(lo, hi)
         if files:
-            from .engine import _read_parquet
-
-            clo, chi = coarsen_ranges(lo, hi, 64)
-            pred = " OR ".join(f"_healpix_29 BETWEEN {int(a)} AND {int(b) - 1}" for a, b in zip(clo, chi))
-            sel = ", ".join(f't."{c}" AS "{o}"' for c, o in zip(cat_cols, out_names))
-            first = cat_cols[0]
-            sql = f"""
-            SELECT u.__row, {sel}, ang_sep(u.__ra, u.__dec, t."{cat.ra}", t."{cat.dec}") * 3600.0 AS "{sep_name}"
-            FROM (SELECT __row, __ra, __dec,
-                         UNNEST(list_distinct(__hpx_neighbours(__h, {k}))) AS __cell FROM __xm_user) u
-            JOIN (SELECT *, (_healpix_29 >> {shift}) AS __cell FROM {_read_parquet(files)}
-                  WHERE {pred}) t
-              ON u.__cell = t.__cell
-            WHERE cone(t."{cat.ra}", t."{cat.dec}", u.__ra, u.__dec, {r_deg!r})
-            QUALIFY row_number() OVER (PARTITION BY u.__row ORDER BY "{sep_name}", t."{first}") = 1
-            """
-            found = release._with_registered("__xm_user", reg, sql)
-        else:
-            found = None
-    else:
-        found = None
-
-    take = np.full(n, -1, dtype=np.int64)
-    if found is not None and found.num_rows:
-        rows = found["__row"].to_numpy()
-        take[rows] = np.arange(found.num_rows)
-        matched = found.drop_columns(["__row"])
-    else:
-        fields = [pa.field(o, cat.schema.field(c).type) for c, o in zip(cat_cols, out_names)]
-        fields.append(pa.field(sep_name, pa.float64()))
+            order = np.argsort([_range_lo(cat, f) for f in files], kind="stable")
+            files = [files[i] for i in order]
+            pos = [pq.read_table(f, columns=["_healpix_29", cat.ra, cat.dec]) for f in files]
+            counts = np.array([t.num_rows for t in pos], dtype=np.int64)
+            h = np.concatenate([t["_healpix_29"].to_numpy() for t in pos]).astype(np.int64)
+            cra = np.concatenate([t[cat.ra].to_numpy() for t in pos]).astype(np.float64)
+            cdec = np.concatenate([t[cat.dec].to_numpy() for t in pos]).astype(np.float64)
+            del pos
+            ccell = h >> shift
+            perm = None
+            if ccell.size > 1 and np.any(ccell[1:] < ccell[:-1]):
+                perm = np.argsort(h, kind="stable")
+                ccell, cra, cdec = ccell[perm], cra[perm], cdec[perm]
+            best, sep = K.nearest_in_cells(ccell, cra, cdec, nb, np.ascontiguousarray(ra[idx_good]),
+                                           np.ascontiguousarray(dec[idx_good]), r_deg)
+            hit = best >= 0
+            gidx = best[hit] if perm is None else perm[best[hit]]
+            matched, where = _fetch_rows(files, counts, gidx, cat_cols)
+            take[idx_good[hit]] = where
+            seps[idx_good[hit]] = sep[hit] * 3600.0
+    if matched is None:
+        fields = [pa.field(c, cat.schema.field(c).type) for c in cat_cols]
         matched = pa.Table.from_pylist([], schema=pa.schema(fields))
+    matched = matched.rename_columns(out_names)
     indices = pa.array(take, mask=take < 0, type=pa.int64())
     picked = matched.take(indices) if matched.num_rows else pa.Table.from_arrays(
         [pa.nulls(n, type=f.type) for f in matched.schema], schema=matched.schema
     )
+    sep_col = pa.array(seps, mask=~np.isfinite(seps), type=pa.float64())
     fields = list(user.schema)
     cols = list(user.columns)
     for c, o in zip(cat_cols, out_names):
@@ -147,8 +144,36 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
         fields.append(pa.field(o, picked[o].type, metadata=f.metadata))
         cols.append(picked[o])
     fields.append(pa.field(sep_name, pa.float64(), metadata=SEPARATION_META))
-    cols.append(picked[sep_name].cast(pa.float64()))
+    cols.append(sep_col)
     meta = dict(user.schema.metadata or {})
     meta.pop(b"pandas", None)
     meta[b"truncated"] = b"false"
     return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=meta))
+
+
+def _range_lo(cat, f: str) -> int:
+    i = cat.files.index(f)
+    return int(cat.pixels[i]) << (2 * (ORDER_MAX - int(cat.orders[i])))
+
+
+def _fetch_rows(files, counts, gidx, columns) -> tuple[pa.Table, np.ndarray]:
+    """Rows ``gidx`` (indices into the concatenation of ``files``) with ``columns``, reading
+    only the row groups that hold them. Returns the rows (sorted by index) and, for each
+    entry of ``gidx``, its row in that table."""
+    uniq, inv = np.unique(gidx, return_inverse=True)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    parts = []
+    for fi in np.unique(np.searchsorted(starts, uniq, side="right") - 1):
+        rows = uniq[(uniq >= starts[fi]) & (uniq < starts[fi + 1])] - starts[fi]
+        pf = pq.ParquetFile(files[fi])
+        rg_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)])
+        rg_start = np.concatenate([[0], np.cumsum(rg_rows)])
+        rgs = np.unique(np.searchsorted(rg_start, rows, side="right") - 1)
+        t = pf.read_row_groups(list(rgs), columns=list(columns))
+        # position of each wanted row inside the concatenation of the row groups read
+        offs = np.concatenate([[0], np.cumsum(rg_rows[rgs])])
+        rg_of = np.searchsorted(rg_start, rows, side="right") - 1
+        local = offs[np.searchsorted(rgs, rg_of)] + (rows - rg_start[rg_of])
+        parts.append(t.take(pa.array(local)))
+    table = pa.concat_tables(parts) if parts else None
+    return table, inv

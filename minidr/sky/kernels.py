@@ -275,3 +275,42 @@ def polygon_mask_rows(ra, dec, values, offsets):
         _polygon_one(ra[i:i + 1], dec[i:i + 1], one, c, e1, e2, u, v)
         out[i] = one[0]
     return out, bad
+
+
+@njit(parallel=True)
+def nearest_in_cells(cat_cell, cat_ra, cat_dec, user_cells, user_ra, user_dec, radius):
+    """Nearest catalogue row within ``radius`` [deg] of each user position [deg].
+
+    ``cat_cell`` (sorted ascending) is the HEALPix cell of each catalogue row at some order;
+    ``user_cells`` (m, k) are the cells to search for each user row (its own cell and its
+    neighbours; -1 entries are skipped). Returns (index into the catalogue or -1, separation
+    [deg] or NaN). Ties keep the lower catalogue index.
+    """
+    m = user_ra.shape[0]
+    best = np.full(m, -1, dtype=np.int64)
+    sep = np.full(m, np.nan)
+    sr = math.sin(0.5 * min(radius, 180.0) * DEG)
+    lim = sr * sr
+    for i in prange(m):
+        ra0 = user_ra[i]
+        dec0 = user_dec[i]
+        cd0 = math.cos(dec0 * DEG)
+        bh = 2.0
+        bi = -1
+        for j in range(user_cells.shape[1]):
+            c = user_cells[i, j]
+            if c < 0:
+                continue
+            lo = np.searchsorted(cat_cell, c, side="left")
+            hi = np.searchsorted(cat_cell, c, side="right")
+            for t in range(lo, hi):
+                sd = math.sin(0.5 * (cat_dec[t] - dec0) * DEG)
+                sa = math.sin(0.5 * (cat_ra[t] - ra0) * DEG)
+                h = sd * sd + math.cos(cat_dec[t] * DEG) * cd0 * sa * sa
+                if h <= lim and (h < bh or (h == bh and t < bi)):
+                    bh = h
+                    bi = t
+        if bi >= 0:
+            best[i] = bi
+            sep[i] = ang_sep_scalar(ra0, dec0, cat_ra[bi], cat_dec[bi])
+    return best, sep
