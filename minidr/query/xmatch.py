@@ -104,8 +104,9 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
     if idx_good.size:
         ucell = healpix29(ra[idx_good], dec[idx_good]) >> shift
         nb = np.asarray(nested.neighbours(ucell.astype(np.uint64), k), dtype=np.int64)  # (m, 9), -1 = none
-        cells = np.unique(nb[nb >= 0])
-        lo, hi = cells_to_ranges29(cells, np.full(cells.size, k))
+        ko = min(k, int(cat.orders.max())) if cat.orders is not None and cat.orders.size else k
+        cells = _unique(nb[nb >= 0] >> (2 * (k - ko)))
+        lo, hi = cells_to_ranges29(cells, np.full(cells.size, ko))
         files = cat.files_for(lo, hi)
         if files:
             order = np.argsort([_range_lo(cat, f) for f in files], kind="stable")
@@ -160,15 +161,21 @@ def _fetch_rows(files, counts, gidx, columns) -> tuple[pa.Table, np.ndarray]:
     """Rows ``gidx`` (indices into the concatenation of ``files``) with ``columns``, reading
     only the row groups that hold them. Returns the rows (sorted by index) and, for each
     entry of ``gidx``, its row in that table."""
-    uniq, inv = np.unique(gidx, return_inverse=True)
+    order = np.argsort(gidx, kind="stable")
+    srt = gidx[order]
+    first = np.ones(srt.size, dtype=bool)
+    first[1:] = srt[1:] != srt[:-1]
+    uniq = srt[first]
+    inv = np.empty(gidx.size, dtype=np.int64)
+    inv[order] = np.cumsum(first) - 1
     starts = np.concatenate([[0], np.cumsum(counts)])
     parts = []
-    for fi in np.unique(np.searchsorted(starts, uniq, side="right") - 1):
+    for fi in _unique(np.searchsorted(starts, uniq, side="right") - 1):
         rows = uniq[(uniq >= starts[fi]) & (uniq < starts[fi + 1])] - starts[fi]
         pf = pq.ParquetFile(files[fi])
         rg_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)])
         rg_start = np.concatenate([[0], np.cumsum(rg_rows)])
-        rgs = np.unique(np.searchsorted(rg_start, rows, side="right") - 1)
+        rgs = _unique(np.searchsorted(rg_start, rows, side="right") - 1)
         t = pf.read_row_groups(list(rgs), columns=list(columns))
         # position of each wanted row inside the concatenation of the row groups read
         offs = np.concatenate([[0], np.cumsum(rg_rows[rgs])])
@@ -177,3 +184,13 @@ def _fetch_rows(files, counts, gidx, columns) -> tuple[pa.Table, np.ndarray]:
         parts.append(t.take(pa.array(local)))
     table = pa.concat_tables(parts) if parts else None
     return table, inv
+
+
+def _unique(a) -> np.ndarray:
+    """Sorted unique values (sort-based: numpy's hash-based unique is slow on large int64)."""
+    a = np.sort(np.asarray(a).ravel())
+    if a.size == 0:
+        return a
+    keep = np.ones(a.size, dtype=bool)
+    keep[1:] = a[1:] != a[:-1]
+    return a[keep]
