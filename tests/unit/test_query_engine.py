@@ -373,3 +373,30 @@ def test_timeout_and_interrupt(dr):
     t.join(60)
     assert "cancelled" in box.get("err", "")
     assert dr.sql("SELECT count(*) AS n FROM Visit")["n"][0].as_py() == 30
+
+
+# -- sql/examples ------------------------------------------------------------------------------
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "sql" / "examples").glob("*.sql"))
+
+
+def _header(text: str, key: str, default: str = "") -> str:
+    for line in text.splitlines():
+        if line.startswith(f"-- {key}:"):
+            return line.split(":", 1)[1].strip()
+    return default
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_run(dr, path):
+    text = path.read_text()
+    dialect = _header(text, "dialect", "duckdb")
+    t = dr.sql(text, dialect)
+    assert t.num_columns > 0
+    expect = _header(text, "expect")
+    if expect == "pruned":
+        assert dr.last_plan.regions, path.name
+    if expect == "neighbour_join":
+        assert dr.last_plan.neighbour_join, path.name
+    if path.stem in ("cone_search", "adql_cone", "qserv_areaspec", "magnitudes_by_band"):
+        assert t.num_rows > 0, path.name
