@@ -109,7 +109,7 @@ def _run_single(raw, shape):
     from minidr.isr.isr import _DUMMY_F, _DUMMY_M, _plan, _run_amps
 
     plans = _plan(raw, CFG.isr)
-    return _run_amps(plans, shape, False, _DUMMY_F, _DUMMY_F, _DUMMY_F, _DUMMY_M, 0.0)
+    return _run_amps(plans, shape, False, _DUMMY_F, _DUMMY_F, _DUMMY_F, (_DUMMY_M,) * 3, 0.0)
 
 
 def test_flipped_amplifiers_explicit_marker():
