@@ -55,7 +55,7 @@ def main(argv=None):
 
     cards = sv.wcs_cards(v.ra, v.dec, det)
     w = sv.wcs_from_cards(cards)
-    x, y = w.wcs_world2pix(cat.ra, cat.dec, 0)
+    x, y = w.all_world2pix(cat.ra, cat.dec, 0)
     flux = 10 ** (-0.4 * (mags - v.zp))
     fwhm = np.full(len(x), v.fwhm / 0.2)
     cd = np.array([[cards["CD1_1"], cards["CD1_2"]], [cards["CD2_1"], cards["CD2_2"]]])

@@ -25,6 +25,8 @@ GALAXY_DENSITY = 60_000.0
 GALAXY_MAG_RANGE = (18.0, 25.5)
 GALAXY_SLOPE = 0.33
 VARIABLE_FRACTION = 0.05
+BRIGHT_DENSITY = 400.0
+"""Extra bright stars per deg^2, uniform in 12 < r < 16 (~1.3 on a 1024^2 detector; they saturate)."""
 
 
 @dataclass
@@ -71,7 +73,8 @@ def make_catalog(rng: np.random.Generator, ra0: float, dec0: float, half_width: 
                  ) -> SkyCatalog:
     """Objects uniformly spread over a tangent-plane box of half sizes (deg) about (ra0, dec0)."""
     area = 4.0 * half_width * half_height
-    n_star = rng.poisson(star_density * area)
+    n_bright = rng.poisson(BRIGHT_DENSITY * area)
+    n_star = rng.poisson(star_density * area) + n_bright
     n_gal = rng.poisson(galaxy_density * area)
     n = n_star + n_gal
     xi = rng.uniform(-half_width, half_width, n)
@@ -82,6 +85,7 @@ def make_catalog(rng: np.random.Generator, ra0: float, dec0: float, half_width: 
 
     r = np.empty(n)
     r[:n_star] = _powerlaw_mags(rng, n_star, *STAR_MAG_RANGE, STAR_SLOPE)
+    r[:n_bright] = rng.uniform(12.0, 16.0, n_bright)
     r[n_star:] = _powerlaw_mags(rng, n_gal, *GALAXY_MAG_RANGE, GALAXY_SLOPE)
     gr = np.where(is_star, rng.uniform(0.2, 1.5, n), rng.uniform(0.3, 1.1, n))
     noise = rng.normal(0.0, 1.0, (4, n))

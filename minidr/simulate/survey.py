@@ -36,7 +36,7 @@ ZP_1S = {"u": 26.9, "g": 28.3, "r": 28.3, "i": 28.1, "z": 27.7, "y": 26.8}
 """AB magnitude giving 1 e-/s at the top of the (median-normalised) detector, per band."""
 SKY_MAG = {"u": 22.9, "g": 22.3, "r": 21.2, "i": 20.5, "z": 19.6, "y": 18.6}
 """Dark-sky brightness, AB mag/arcsec^2."""
-FLAT_LEVEL = {"u": 12000.0, "g": 20000.0, "r": 22000.0, "i": 24000.0, "z": 20000.0, "y": 15000.0}
+FLAT_LEVEL = {"u": 8000.0, "g": 12000.0, "r": 14000.0, "i": 15000.0, "z": 13000.0, "y": 10000.0}
 """Mean dome-flat level, e-/pixel."""
 
 
@@ -66,6 +66,7 @@ class SurveyParams:
     wcs_offset: tuple = (2.0, 10.0)   #: header-WCS pointing error range, arcsec
     wcs_rotation: tuple = (0.05, 0.2)  #: header-WCS rotation error range, deg (random sign)
     cosmic_rate: float = 2.5e-7     #: cosmic rays per pixel per second
+    distortion: float = 2e-11       #: radial optical distortion k (pixel^-2) of the true WCS (SIP)
     star_density: float = 46_000.0  #: stars per deg^2 (13 < r < 25)
     galaxy_density: float = 60_000.0  #: galaxies per deg^2 (18 < r < 25.5)
     refcat_depth: float = 22.0      #: faintest reference star (r, or the first band), AB mag
@@ -162,17 +163,21 @@ def plan_visits(p: SurveyParams, camera: Camera) -> list[Visit]:
 
 # --- WCS ----------------------------------------------------------------------------------
 
-def wcs_cards(ra: float, dec: float, det: DetectorGeom, rotation_deg: float = 0.0) -> dict:
-    """TAN WCS keywords of a detector for a boresight (ra, dec) and a camera rotation.
+def wcs_cards(ra: float, dec: float, det: DetectorGeom, rotation_deg: float = 0.0,
+              distortion: float = 0.0) -> dict:
+    """TAN (or TAN-SIP) WCS keywords of a detector for a boresight (ra, dec) and a camera rotation.
 
     CRPIX is 1-based (FITS): the optical axis at focal-plane (0, 0) is detector pixel
     ``(-fp_x0, -fp_y0)`` 0-based. North up, East left (CD1_1 < 0) at zero rotation.
+    ``distortion`` k (pixel^-2) adds the camera's radial distortion about the optical axis as
+    SIP terms: ``u' = u (1 + k r^2)``, ``v' = v (1 + k r^2)`` with (u, v) pixels from CRPIX.
     """
     s = PIXEL_SCALE / 3600.0
     t = math.radians(rotation_deg)
     c, si = math.cos(t), math.sin(t)
-    return {
-        "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN",
+    sip = distortion != 0.0
+    cards = {
+        "CTYPE1": "RA---TAN-SIP" if sip else "RA---TAN", "CTYPE2": "DEC--TAN-SIP" if sip else "DEC--TAN",
         "CUNIT1": "deg", "CUNIT2": "deg",
         "CRVAL1": float(ra), "CRVAL2": float(dec),
         "CRPIX1": float(-det.fp_x0 + 1.0), "CRPIX2": float(-det.fp_y0 + 1.0),
@@ -180,6 +185,10 @@ def wcs_cards(ra: float, dec: float, det: DetectorGeom, rotation_deg: float = 0.
         "CD2_1": s * si, "CD2_2": s * c,
         "RADESYS": "ICRS", "EQUINOX": 2000.0,
     }
+    if sip:
+        k = float(distortion)
+        cards.update({"A_ORDER": 3, "A_3_0": k, "A_1_2": k, "B_ORDER": 3, "B_0_3": k, "B_2_1": k})
+    return cards
 
 
 def wcs_from_cards(cards: dict):
@@ -504,9 +513,9 @@ def science_frame(p: SurveyParams, camera: Camera, cat: SkyCatalog, mags: np.nda
                   visit: Visit, det: DetectorGeom, response: np.ndarray, rng):
     """Render one science frame. Returns (electrons, truth-source dict, cosmic-ray arrays, frame dict)."""
     ny, nx = det.shape
-    cards = wcs_cards(visit.ra, visit.dec, det, 0.0)
+    cards = wcs_cards(visit.ra, visit.dec, det, 0.0, p.distortion)
     w = wcs_from_cards(cards)
-    x_all, y_all = w.wcs_world2pix(cat.ra, cat.dec, 0)
+    x_all, y_all = w.all_world2pix(cat.ra, cat.dec, 0, tolerance=1e-10, maxiter=100)
     sel = np.flatnonzero((x_all > -STAMP_MARGIN) & (x_all < nx - 1 + STAMP_MARGIN)
                          & (y_all > -STAMP_MARGIN) & (y_all < ny - 1 + STAMP_MARGIN))
     x, y = x_all[sel], y_all[sel]
@@ -549,7 +558,7 @@ def science_frame(p: SurveyParams, camera: Camera, cat: SkyCatalog, mags: np.nda
     hdr_cards = wcs_cards(visit.hdr_ra, visit.hdr_dec, det, visit.hdr_rotation)
     wh = wcs_from_cards(hdr_cards)
     cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
-    (ra_t, dec_t), = w.wcs_pix2world([[cx, cy]], 0)
+    (ra_t, dec_t), = w.all_pix2world([[cx, cy]], 0)
     (ra_h, dec_h), = wh.wcs_pix2world([[cx, cy]], 0)
     from astropy.coordinates import SkyCoord
     off = SkyCoord(ra_t, dec_t, unit="deg").separation(SkyCoord(ra_h, dec_h, unit="deg")).arcsec

@@ -267,7 +267,7 @@ def test_true_wcs_maps_truth_objects(survey):
         w = WCS(fits.Header.fromstring(fr.wcs_true, sep="\n"))
         rows = ts[(ts.visit == fr.visit) & (ts.detector == fr.detector)]
         obj = to.loc[rows.truthId.values]
-        x, y = w.wcs_world2pix(obj.ra.values, obj.dec.values, 0)
+        x, y = w.all_world2pix(obj.ra.values, obj.dec.values, 0, tolerance=1e-10, maxiter=100)
         assert np.max(np.hypot(x - rows.x.values, y - rows.y.values)) < 1e-6
         assert ((rows.x > -0.5) & (rows.x < NX - 0.5) & (rows.y > -0.5) & (rows.y < NY - 0.5)).all()
         # flux bookkeeping
@@ -283,7 +283,7 @@ def test_header_wcs_is_offset_and_rotated(survey):
             warnings.simplefilter("ignore")  # NAXIS = 0 in a primary header describing the detector
             wh = WCS(h[0].header)
         c = [[(NX - 1) / 2, (NY - 1) / 2]]
-        (a1, d1), = wt.wcs_pix2world(c, 0)
+        (a1, d1), = wt.all_pix2world(c, 0)
         (a2, d2), = wh.wcs_pix2world(c, 0)
         off = 3600 * math.hypot((a1 - a2) * math.cos(math.radians(d1)), d1 - d2)
         assert abs(off - fr.wcs_offset_arcsec) < 0.01
@@ -497,3 +497,19 @@ def test_gaussmix_kernel_matches_naive_numpy():
                 ref += gw[0, g] * pa[j] * np.exp(-0.5 * q) / (2 * np.pi * np.sqrt(np.linalg.det(c)))
         ref *= 1000.0 / ref.sum()
         np.testing.assert_allclose(buf.reshape(ref.shape), ref, rtol=1e-9, atol=1e-9 * ref.max())
+
+
+def test_true_wcs_has_radial_distortion(survey):
+    """The true WCS is TAN-SIP with a radial distortion about the optical axis (CRPIX)."""
+    _, tf = _truth(survey)
+    fr = tf.iloc[0]
+    h = fits.Header.fromstring(fr.wcs_true, sep="\n")
+    assert h["CTYPE1"] == "RA---TAN-SIP" and h["A_3_0"] == pytest.approx(2e-11)
+    w = WCS(h)
+    # a point 1000 px from the axis moves outwards by k r^3 = 0.02 px
+    px = np.array([[h["CRPIX1"] - 1 + 1000.0, h["CRPIX2"] - 1]])
+    lin = w.wcs_pix2world(px, 0)
+    sip = w.all_pix2world(px, 0)
+    x_lin, _ = w.wcs_world2pix(sip, 0)[0]
+    assert x_lin - px[0, 0] == pytest.approx(2e-11 * 1000 ** 3, rel=1e-3)
+    assert not np.allclose(lin, sip, rtol=0, atol=1e-9)
