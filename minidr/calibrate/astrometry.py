@@ -44,7 +44,8 @@ class AstrometryResult:
     the source and reference arrays given to :func:`fit_wcs`); ``offset`` [arcsec] and
     ``rotation`` [deg]: the fitted WCS relative to the header WCS at the frame centre
     (rotation is the change of position angle of the +y pixel axis, east of north);
-    ``votes``: score of the winning offset/rotation cell.
+    ``votes``: score of the winning offset/rotation cell; ``residuals`` [arcsec]: distance
+    of each final match under ``wcs`` (same order as ``src_index``).
     """
 
     wcs: WCS
@@ -56,6 +57,7 @@ class AstrometryResult:
     rotation: float
     sip_degree: int = 0
     votes: int = 0
+    residuals: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- sky <-> tangent plane
@@ -476,4 +478,4 @@ def fit_wcs(x, y, flux, header_wcs, shape, ref_ra, ref_dec, ref_mag, cfg: Astrom
     offset, rotation = _relative_pose(wcs, header_wcs, shape)
     return AstrometryResult(wcs=wcs, rms=rms, n_matches=n, src_index=keep_i.astype(np.int64),
                             ref_index=keep_j.astype(np.int64), offset=offset, rotation=rotation,
-                            sip_degree=degree if degree >= 2 else 0, votes=int(votes))
+                            sip_degree=degree if degree >= 2 else 0, votes=int(votes), residuals=resid)

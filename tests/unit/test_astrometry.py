@@ -165,6 +165,8 @@ def test_recovers_truth_nonsquare():
     r = _check(sc, res)
     assert res.sip_degree == 2
     assert 0 < res.rms < 0.1
+    assert res.residuals.shape == res.src_index.shape
+    assert abs(np.sqrt(np.mean(res.residuals**2)) - res.rms) < 1e-12
     assert abs(res.offset - 20.0) < 1.0  # the header was shifted by 20 arcsec
     assert abs(abs(res.rotation) - 0.3) < 0.02
     # the whole frame, not only the stars: fitted vs true WCS on a grid
