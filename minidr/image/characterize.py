@@ -71,13 +71,15 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
     fwhm0 = float(cfg.psf.initial_fwhm)
     det0 = detect_sources(bgsub, variance, mask, rms, fwhm0, cfg.detection)
     try:
-        psf = fit_psf(bgsub, variance, mask, det0.x, det0.y, cfg.psf, fwhm_guess=fwhm0)
+        psf = fit_psf(bgsub, variance, mask, det0.x, det0.y, cfg.psf, fwhm_guess=fwhm0,
+                      footprints=det0.footprints)
     except AlgorithmError:
         # sparse or shallow images: try again with a lower S/N cut before giving up
         from dataclasses import replace
 
         psf = fit_psf(bgsub, variance, mask, det0.x, det0.y,
-                      replace(cfg.psf, min_snr=cfg.psf.min_snr / 2.5), fwhm_guess=fwhm0)
+                      replace(cfg.psf, min_snr=cfg.psf.min_snr / 2.5), fwhm_guess=fwhm0,
+                      footprints=det0.footprints)
     det = detect_sources(bgsub, variance, mask, rms, psf.fwhm, cfg.detection)
     src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
                           cfg.measurement, sky=back, groups=det.footprint)

@@ -216,8 +216,8 @@ def circle_rect_overlap(x0, x1, y0, y1, r):
             continue
         m = 0.5 * (a + b)
         s = math.sqrt(max(r * r - m * m, 0.0))
-        hi_is_s = s < y1
-        lo_is_s = -s > y0
+        hi_is_s = s <= y1
+        lo_is_s = -s >= y0
         hi = s if hi_is_s else y1
         lo = -s if lo_is_s else y0
         if hi <= lo:

@@ -200,13 +200,15 @@ def select_psf_stars(image, variance, mask, x, y, cfg: PsfConfig, fwhm_guess: fl
 
 
 def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_guess: float = 4.0,
-            select: bool = True) -> PsfModel:
+            select: bool = True, footprints=None) -> PsfModel:
     """Fit the PSF model to stars among candidate positions (x, y) [pixels].
 
     ``image`` is background-subtracted [e-], ``variance`` [e^2], ``mask`` a MaskBit plane.
     Candidates are filtered by :func:`select_psf_stars` (unless ``select`` is False); the
     model (polynomial order reduced when stars are few) is fitted jointly to all stamps
-    with per-star flux and sky solved linearly, outliers rejected once. Raises
+    with per-star flux and sky solved linearly, outliers rejected once. ``footprints`` (an
+    int label image of detection footprints, 0 = none), when given, removes from each
+    star's stamp the pixels of other footprints (neighbours). Raises
     :class:`AlgorithmError` (with ``n_stars``) when fewer than 3 stars are usable.
     """
     image = np.asarray(image, dtype=np.float32)
@@ -228,10 +230,11 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
     order = cfg.spatial_order
     while order > 0 and sx.size < 4 * len(_terms(order)):
         order -= 1
-    model, keep, rms = _fit(image, variance, mask, sx, sy, cfg.stamp_radius, order, fwhm_guess)
+    model, keep, rms = _fit(image, variance, mask, sx, sy, cfg.stamp_radius, order, fwhm_guess,
+                            footprints=footprints)
     if keep.sum() < keep.size and keep.sum() >= 3:
         model, keep2, rms = _fit(image, variance, mask, sx[keep], sy[keep], cfg.stamp_radius, order,
-                                 model.fwhm, start=model)
+                                 model.fwhm, start=model, footprints=footprints)
         n_used = int(keep.sum())
     else:
         n_used = int(sx.size)
@@ -242,7 +245,7 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
     return model
 
 
-def _stamps(image, variance, mask, sx, sy, radius):
+def _stamps(image, variance, mask, sx, sy, radius, footprints=None):
     n = sx.size
     m = 2 * radius + 1
     d = np.zeros((n, m, m))
@@ -254,18 +257,23 @@ def _stamps(image, variance, mask, sx, sy, radius):
         dd = image[sl].astype(np.float64)
         vv = variance[sl].astype(np.float64)
         good = ((mask[sl] & _EXCL) == 0) & np.isfinite(dd) & np.isfinite(vv) & (vv > 0)
+        if footprints is not None:
+            fp = footprints[sl]
+            own = fp[radius, radius]
+            good &= (fp == 0) | (fp == own)
         d[k] = np.where(good, dd, 0.0)
         w[k] = np.where(good, 1.0 / np.where(good, vv, 1.0), 0.0)
     return d, w, sx - icx, sy - icy
 
 
-def _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess, start: PsfModel | None = None):
+def _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess, start: PsfModel | None = None,
+         footprints=None):
     from scipy.optimize import least_squares
 
     ny, nx = image.shape
     terms = _terms(order)
     nt = len(terms)
-    d, w, fx, fy = _stamps(image, variance, mask, sx, sy, radius)
+    d, w, fx, fy = _stamps(image, variance, mask, sx, sy, radius, footprints)
     sw = np.sqrt(w)
     proto = PsfModel(image.shape, 3.5, [0.0], [0.0], [0.0], order)
     B = proto._basis(sx, sy)  # (n, nt)

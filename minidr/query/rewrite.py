@@ -120,13 +120,19 @@ def check_read_only(stmt: exp.Expression, tables: dict[str, TableSpec]) -> None:
     if not isinstance(stmt, exp.Query):
         kind = stmt.key.upper() if hasattr(stmt, "key") else type(stmt).__name__
         raise QueryError(f"{kind} statements are not allowed: a release is read-only (only SELECT queries)")
+    tables_seen, funcs, ctes = [], [], set()
     for node in stmt.walk():
         if isinstance(node, _FORBIDDEN_NODES):
             what = "SELECT ... INTO" if isinstance(node, exp.Into) else node.key.upper()
             raise QueryError(f"{what} is not allowed: a release is read-only (only SELECT queries)")
-    ctes = {c.alias_or_name.lower() for c in stmt.find_all(exp.CTE)}
+        if isinstance(node, exp.Table):
+            tables_seen.append(node)
+        elif isinstance(node, exp.CTE):
+            ctes.add(node.alias_or_name.lower())
+        if isinstance(node, exp.Func):
+            funcs.append(node)
     known = {k.lower() for k in tables}
-    for tbl in stmt.find_all(exp.Table):
+    for tbl in tables_seen:
         this = tbl.this
         if isinstance(this, exp.Func):
             name = _func_name(this).lower()
@@ -144,7 +150,7 @@ def check_read_only(stmt: exp.Expression, tables: dict[str, TableSpec]) -> None:
             if "/" in name or "." in name or "\\" in name:
                 raise QueryError(f"reading files ({name!r}) is not allowed: queries read only the release tables")
             raise QueryError(f"unknown table {name!r}; tables: {', '.join(tables)}")
-    for fn in stmt.find_all(exp.Func):
+    for fn in funcs:
         name = _func_name(fn)
         if _FORBIDDEN_FUNC.match(name):
             raise QueryError(f"function {name}() is not allowed: queries read only the release tables")

@@ -64,7 +64,7 @@ def _hpx_neighbours(h29, order):
     h = np.asarray(pc.fill_null(h29, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
     k = int(order[0].as_py()) if len(order) else ORDER_MAX
     cells = h >> (2 * (ORDER_MAX - k))
-    nb = np.asarray(nested.neighbours(cells.astype(np.uint64), k), dtype=np.int64)  # (n, 9), -1 missing
+    nb = np.asarray(nested.neighbours(cells.astype(np.uint64), k, num_threads=1), dtype=np.int64)  # (n, 9), -1 missing
     nb[:, 4] = cells if nb.shape[1] == 9 else nb[:, 4]
     flat = nb.ravel()
     keep = flat >= 0

@@ -141,7 +141,8 @@ def dilate(ipix, order: int) -> np.ndarray:
     ipix = np.unique(np.asarray(ipix, dtype=np.int64))
     if ipix.size == 0:
         return ipix
-    nb = np.asarray(nested.neighbours(ipix.astype(np.uint64), order), dtype=np.int64)
+    nt = 1 if ipix.size < 100_000 else 0  # a thread pool costs more than small inputs
+    nb = np.asarray(nested.neighbours(ipix.astype(np.uint64), order, num_threads=nt), dtype=np.int64)
     allp = np.concatenate([ipix, nb.ravel()])
     return np.unique(allp[allp >= 0])
 
