@@ -27,7 +27,12 @@ def _wcs():
 
 @pytest.fixture(scope="module")
 def frame():
-    rng = np.random.default_rng(5)
+    return make_frame(5)
+
+
+def make_frame(seed):
+    """A 160x240 frame (TAN WCS across RA 0) with 66 objects planted at known fluxes."""
+    rng = np.random.default_rng(seed)
     psf = PsfModel.gaussian_like(3.0, (NY, NX))
     wcs = _wcs()
     # objects: 40 inside (10 of them undetectable: zero flux), 6 near the edge, 20 off the frame
