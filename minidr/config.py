@@ -85,6 +85,7 @@ class DetectionConfig:
     deblend_nsigma: float = _f(3.0, "minimum peak prominence of a deblended child, in sigma of the smoothed noise")
     cr_sharpness: float = _f(1.5, "detections whose centre pixel exceeds the fitted PSF's by this factor (and by 5 sigma) are cosmic rays")
     edge_margin: int = _f(0, "peaks closer than this [pixels] to the image edge are dropped")
+    residual_pass: bool = _f(True, "detect again on the image minus the point sources' PSF models (stars on the shoulders of brighter ones)")
 
     def validate(self):
         if self.threshold <= 0:

@@ -177,13 +177,23 @@ def _match_one(a, b, frame, x, y, z, w, chord2, local_obj):
                 nobj += 1
             local_obj[i] = best
         else:
+            # count the close (source, object) pairs first: memory O(pairs), not O(m * nobj)
             npair = 0
-            dist = np.empty(m * nobj)
-            ps = np.empty(m * nobj, dtype=np.int64)
-            po = np.empty(m * nobj, dtype=np.int64)
             for s in range(m):
                 r = i + s
                 local_obj[r] = -1
+                for o in range(nobj):
+                    dx = x[r] - mx[o]
+                    dy = y[r] - my[o]
+                    dz = z[r] - mz[o]
+                    if dx * dx + dy * dy + dz * dz <= chord2:
+                        npair += 1
+            dist = np.empty(npair)
+            ps = np.empty(npair, dtype=np.int64)
+            po = np.empty(npair, dtype=np.int64)
+            npair = 0
+            for s in range(m):
+                r = i + s
                 for o in range(nobj):
                     dx = x[r] - mx[o]
                     dy = y[r] - my[o]

@@ -134,9 +134,12 @@ def radec_errors(wcs, x, y, xerr, yerr, step: float = 0.5):
 def _solve(a, b):
     """Least-squares solution of ``a @ c = b`` (b may have several columns) through the normal
     equations (the design is well conditioned: monomials of coordinates scaled to [-1, 1]),
-    falling back to SVD when they are singular."""
+    falling back to SVD when they are singular. The products are summed by a kernel, not
+    BLAS, so the result does not depend on the number of threads (byte-identical releases)."""
     try:
-        return np.linalg.solve(a.T @ a, a.T @ b)
+        ata, atb = kernels.normal_equations(np.ascontiguousarray(a, dtype=np.float64),
+                                            np.ascontiguousarray(b, dtype=np.float64))
+        return np.linalg.solve(ata, atb)
     except np.linalg.LinAlgError:
         return np.linalg.lstsq(a, b, rcond=None)[0]
 

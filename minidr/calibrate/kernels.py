@@ -158,3 +158,24 @@ def match_nearest(x1, y1, x2, y2, radius):
     dd = pd[keep]
     o = np.argsort(i1, kind="mergesort")
     return i1[o], i2[o], dd[o]
+
+
+@njit
+def normal_equations(a, b):
+    """``(a.T @ a, a.T @ b)`` for a design ``a`` (n, p) and right-hand sides ``b`` (n, q),
+    accumulated in a fixed order so the result does not depend on BLAS threading."""
+    n, p = a.shape
+    q = b.shape[1]
+    ata = np.zeros((p, p))
+    atb = np.zeros((p, q))
+    for i in range(n):
+        for j in range(p):
+            aij = a[i, j]
+            for k in range(j, p):
+                ata[j, k] += aij * a[i, k]
+            for k in range(q):
+                atb[j, k] += aij * b[i, k]
+    for j in range(p):
+        for k in range(j):
+            ata[j, k] = ata[k, j]
+    return ata, atb

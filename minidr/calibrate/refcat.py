@@ -72,7 +72,7 @@ def frame_circle(wcs, shape) -> tuple[float, float, float]:
     ra, dec = wcs.all_pix2world(xs, ys, 0)
     v = unit_vectors(ra, dec)
     c = v[-1]
-    cosr = np.clip(v[:-1] @ c, -1.0, 1.0)
+    cosr = np.clip((v[:-1] * c).sum(axis=1), -1.0, 1.0)
     radius = float(np.degrees(np.arccos(cosr.min())))
     return float(wrap_ra(ra[-1])), float(dec[-1]), radius
 
@@ -83,8 +83,8 @@ def pixel_scale(wcs, shape) -> float:
     cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
     ra, dec = wcs.all_pix2world(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0]), 0)
     v = unit_vectors(ra, dec)
-    sx = np.degrees(np.arccos(np.clip(v[0] @ v[1], -1, 1)))
-    sy = np.degrees(np.arccos(np.clip(v[0] @ v[2], -1, 1)))
+    sx = np.degrees(np.arccos(np.clip((v[0] * v[1]).sum(), -1, 1)))
+    sy = np.degrees(np.arccos(np.clip((v[0] * v[2]).sum(), -1, 1)))
     return float(np.sqrt(sx * sy) * 3600.0)
 
 
@@ -100,7 +100,7 @@ def in_footprint(ra, dec, wcs, shape, margin_arcsec: float) -> np.ndarray:
     r = np.radians(radius + margin_arcsec / 3600.0)
     cos_lim = np.cos(min(r, np.pi / 4))  # never project points beyond 45 deg through TAN
     v = unit_vectors(ra[ok], dec[ok])
-    near = v @ unit_vectors(ra0, dec0) >= cos_lim
+    near = (v * unit_vectors(ra0, dec0)).sum(axis=1) >= cos_lim  # no BLAS: thread-independent
     idx = np.flatnonzero(ok)[near]
     out = np.zeros(ra.shape, dtype=bool)
     if idx.size == 0:

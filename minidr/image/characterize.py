@@ -83,6 +83,12 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
     det = detect_sources(bgsub, variance, mask, rms, psf.fwhm, cfg.detection)
     src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
                           cfg.measurement, sky=back, groups=det.footprint)
+    if cfg.detection.residual_pass:
+        extra = _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg)
+        if extra[0].size:
+            det = _add_peaks(det, extra, bgsub, psf.fwhm)
+            src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
+                                  cfg.measurement, sky=back, groups=det.footprint)
     src["npix"] = det.npix
     src["peak"] = det.peak
     src["parent"] = det.footprint
@@ -131,6 +137,71 @@ def _aperture_correction(bgsub, variance, mask, psf, src, good, cfg):
                                                mcfg.extendedness_nsigma)
     psf.star_ratio = star_ratio
     return psf, src
+
+
+def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg):
+    """Peaks of the image minus the PSF models of the point sources found so far (faint
+    stars on the shoulders of brighter ones, which make no peak of their own in the
+    smoothed image). Returns (y, x) int arrays of new peaks: above ``cfg.detection.threshold``
+    sigma of the smoothed noise (variance plane, including the sources' Poisson noise), more
+    than 0.8 FWHM from every known source and away from extended or saturated ones."""
+    from scipy.spatial import cKDTree
+
+    from . import detect_kernels as dk
+    from .background import gaussian_kernel1d
+    from .detect import CLEAN_BITS
+
+    ny, nx = bgsub.shape
+    point = (src["extendedness"] != 1.0) & ((src["flags"] & int(SourceFlag.SATURATED)) == 0)
+    alpha, beta, e1, e2 = psf.params_at(src["x"], src["y"])
+    flux = np.where(point, src["psfFlux"] / psf.apcorr, 0.0)
+    model = kernels.render_psf_models(ny, nx, src["x"], src["y"], flux, alpha, beta, e1, e2, 2 * psf.fit_radius)
+    resid = dk.clean_image(bgsub - model, mask, CLEAN_BITS)
+    k = gaussian_kernel1d(psf.fwhm / 2.3548, 3.5)
+    knorm = float((k * k).sum())
+    sm = dk.convolve_separable(resid, k)
+    noise = np.sqrt(np.maximum(variance, rms * rms)).astype(np.float32)
+    core = dk.threshold_map(sm, noise, cfg.detection.threshold * knorm)
+    labels, n = dk.label8(core)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    npix, _, _, py, px = dk.label_stats(labels, n, sm)
+    ok = npix[1:] >= cfg.detection.min_pixels
+    py, px = py[1:][ok], px[1:][ok]
+    if py.size == 0 or len(src) == 0:
+        return py, px
+    tree = cKDTree(np.column_stack([src["x"], src["y"]]))
+    d, _ = tree.query(np.column_stack([px, py]))
+    keep = d > 0.8 * psf.fwhm
+    avoid = ~point
+    if avoid.any():
+        size = np.sqrt(np.nan_to_num(src["ixx"][avoid] + src["iyy"][avoid], nan=0.0))
+        rad = np.maximum(2.0 * psf.fwhm, 3.0 * size)
+        at = cKDTree(np.column_stack([src["x"][avoid], src["y"][avoid]]))
+        for i, nb in enumerate(at.query_ball_point(np.column_stack([px, py]), rad.max())):
+            if any(np.hypot(px[i] - src["x"][avoid][j], py[i] - src["y"][avoid][j]) < rad[j] for j in nb):
+                keep[i] = False
+    return py[keep], px[keep]
+
+
+def _add_peaks(det: Detections, extra, bgsub, fwhm) -> Detections:
+    """Detections with extra peaks added (footprint ids from the grown footprint image)."""
+    py, px = extra
+    fl = det.footprints
+    fp_new = fl[py, px].astype(np.int64) - 1
+    # peaks outside any footprint get new ids
+    out = fp_new < 0
+    nf = int(fl.max())
+    fp_new[out] = nf + np.arange(out.sum())
+    x = np.concatenate([det.x, px])
+    y = np.concatenate([det.y, py])
+    fp = np.concatenate([det.footprint, fp_new])
+    counts = np.bincount(fp)
+    return Detections(x=x, y=y, peak=np.concatenate([det.peak, bgsub[py, px].astype(float)]),
+                      significance=np.concatenate([det.significance, np.full(py.size, np.nan)]),
+                      core=np.concatenate([det.core, np.full(py.size, -1)]), footprint=fp,
+                      npix=np.concatenate([det.npix, np.zeros(py.size, np.int64)]), nchild=counts[fp],
+                      footprints=det.footprints, fwhm=det.fwhm)
 
 
 def _cosmic_rays(src, bgsub, variance, cut):

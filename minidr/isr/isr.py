@@ -237,7 +237,7 @@ def find_cosmic_rays(image: np.ndarray, variance: np.ndarray, mask: np.ndarray,
     """Find cosmic rays in an ISR-corrected image (e-, variance e-^2), in place.
 
     Seeds are pixels ``cr_sigma`` above the local sky that are sharper than any star can be
-    (see ``kernels.cr_pass``); up to ``cr_iterations`` passes extend hits into neighbouring
+    (see ``kernels.cr_seeds``); up to ``cr_iterations`` passes extend hits into neighbouring
     pixels at ``cr_grow_sigma``, each after replacing the hits found so far by a local median.
     The final set is grown by one pixel, flagged CR | INTERP in ``mask`` and replaced in
     ``image`` and ``variance`` by the median of surrounding unflagged pixels. Saturated, bad,
@@ -246,34 +246,38 @@ def find_cosmic_rays(image: np.ndarray, variance: np.ndarray, mask: np.ndarray,
     cfg = cfg.isr if isinstance(cfg, Config) else cfg
     if image.ndim != 2 or image.shape != variance.shape or image.shape != mask.shape:
         raise ValueError("image, variance and mask must be 2-d arrays of one shape")
-    sky = k.block_medians(image, mask, _CR_SKIP, _CR_BLOCK, 4)
-    sky = _conservative_sky(sky)
-    work = image.copy()
+    sky = _conservative_sky(k.block_medians(image, mask, _CR_SKIP, _CR_BLOCK, 4))
     cr = np.zeros(image.shape, dtype=np.uint8)
-    new = np.zeros(image.shape, dtype=np.uint8)
-    k.cr_pass(work, variance, mask, sky, _CR_BLOCK, cr, False, float(cfg.cr_sigma),
-              float(cfg.cr_contrast), float(cfg.cr_noise), _CR_SKIP, new)
-    added = k.merge_flags(cr, new)
-    for _ in range(int(cfg.cr_iterations)):
-        if added == 0:
-            break
-        k.replace_flagged(image, cr, mask, _CR_SKIP, sky, _CR_BLOCK, work)
-        new[:] = 0
-        k.cr_pass(work, variance, mask, sky, _CR_BLOCK, cr, True, float(cfg.cr_grow_sigma),
-                  float(cfg.cr_contrast), float(cfg.cr_noise), _CR_SKIP, new)
-        added = k.merge_flags(cr, new)
-    if not cr.any():
+    k.cr_seeds(image, variance, mask, sky, _CR_BLOCK, float(cfg.cr_sigma), float(cfg.cr_contrast),
+               float(cfg.cr_noise), _CR_SKIP, cr)
+    ys, xs = np.nonzero(cr)
+    if ys.size == 0:
         return 0
-    grown = k.dilate_flags(cr, mask, _CR_SKIP)
-    out_img = image.copy()
-    out_var = variance.copy()
-    k.replace_flagged(image, grown, mask, _CR_SKIP, sky, _CR_BLOCK, out_img)
-    k.replace_flagged(variance, grown, mask, _CR_SKIP, sky * 0 + np.nanmedian(variance), _CR_BLOCK, out_var)
-    sel = grown.astype(bool)
-    image[sel] = out_img[sel]
-    variance[sel] = out_var[sel]
-    mask[sel] |= np.uint16(MaskBit.CR | MaskBit.INTERP)
-    return int(sel.sum())
+    ys, xs = ys.astype(np.int64), xs.astype(np.int64)
+    all_y, all_x = [ys], [xs]
+    work = image
+    new_y, new_x = ys, xs
+    for _ in range(int(cfg.cr_iterations)):
+        if new_y.size == 0:
+            break
+        # replace the hits found so far by a local median, then test their neighbours
+        if work is image:
+            work = image.copy()
+        hy, hx = np.concatenate(all_y), np.concatenate(all_x)
+        work[hy, hx] = k.local_medians(image, cr, mask, _CR_SKIP, sky, _CR_BLOCK, hy, hx)
+        new_y, new_x = k.cr_extend(work, variance, mask, sky, _CR_BLOCK, cr, new_y, new_x,
+                                   float(cfg.cr_grow_sigma), float(cfg.cr_contrast),
+                                   float(cfg.cr_noise), _CR_SKIP)
+        all_y.append(new_y)
+        all_x.append(new_x)
+    gy, gx = k.dilate_list(cr, mask, _CR_SKIP, np.concatenate(all_y), np.concatenate(all_x))
+    vals = k.local_medians(image, cr, mask, _CR_SKIP, sky, _CR_BLOCK, gy, gx)
+    vvar = k.local_medians(variance, cr, mask, _CR_SKIP, np.full_like(sky, np.median(variance[::8, ::8])),
+                           _CR_BLOCK, gy, gx)
+    image[gy, gx] = vals
+    variance[gy, gx] = vvar
+    mask[gy, gx] |= np.uint16(MaskBit.CR | MaskBit.INTERP)
+    return int(gy.size)
 
 
 def _conservative_sky(sky: np.ndarray) -> np.ndarray:

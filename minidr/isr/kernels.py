@@ -289,127 +289,133 @@ def block_medians(image, mask, badbits, block, step):
 
 
 @njit
-def _local_sky(sky, y, x, block):
-    return sky[y // block, x // block]
+def _cr_test(work, variance, mask, b, y, x, nsigma, contrast, c2, noise_k, skipbits):
+    """The cosmic-ray test of one pixel (see :func:`cr_seeds`); ``b`` the local sky."""
+    i0 = work[y, x] - b
+    v0 = variance[y, x]
+    if i0 <= 0.0 or v0 <= 0.0 or i0 * i0 < nsigma * nsigma * v0:
+        return False
+    if mask[y, x] & skipbits:
+        return False
+    lhs = i0 - noise_k * math.sqrt(v0)
+    for d in range(4):
+        if d == 0:
+            dy, dx, fac = 0, 1, contrast
+        elif d == 1:
+            dy, dx, fac = 1, 0, contrast
+        elif d == 2:
+            dy, dx, fac = 1, 1, c2
+        else:
+            dy, dx, fac = 1, -1, c2
+        if (mask[y + dy, x + dx] & skipbits) or (mask[y - dy, x - dx] & skipbits):
+            continue
+        m = 0.5 * (work[y + dy, x + dx] + work[y - dy, x - dx]) - b
+        sm = 0.5 * math.sqrt(max(variance[y + dy, x + dx], 0.0) + max(variance[y - dy, x - dx], 0.0))
+        if lhs > fac * (m + noise_k * sm):
+            return True
+    return False
 
 
 @njit(parallel=True)
-def cr_pass(work, variance, mask, sky, block, cr, only_near, nsigma, contrast, noise_k,
-            skipbits, out_new):
-    """One cosmic-ray search pass; marks ``out_new[y, x] = 1`` for newly found pixels.
+def cr_seeds(work, variance, mask, sky, block, nsigma, contrast, noise_k, skipbits, out):
+    """First cosmic-ray pass over the whole frame; sets ``out[y, x] = 1`` for seeds.
 
-    A pixel (without ``skipbits``, not yet in ``cr``) is a cosmic ray when it is at least
+    A pixel (without ``skipbits``, not on the 1-pixel border) is a seed when it is at least
     ``nsigma`` sigma above the local sky and, in some direction (2 axes, 2 diagonals), it
     exceeds the mean of its two neighbours by the factor ``contrast`` (``contrast**2`` along
     diagonals) after a noise allowance of ``noise_k`` sigma on both sides:
-    ``(I0 - k s0) > c_d (m_d + k s_m)``, intensities above sky. A star whose FWHM is
-    ``>= 2 px`` cannot pass this test for ``contrast >= 2`` (its ratio is < 1.9 / 3.5).
-    With ``only_near`` only pixels 8-adjacent to a pixel of ``cr`` are tested.
-    ``sky`` is a coarse grid of ``block``-pixel cells.
+    ``(I0 - k s0) > c_d (m_d + k s_m)``, intensities above sky. A star with FWHM >= 2 px
+    cannot pass for ``contrast >= 2`` (its ratios are < 1.9 along axes, < 3.5 along
+    diagonals). ``sky`` is a coarse grid of ``block``-pixel cells.
     """
     ny, nx = work.shape
     c2 = contrast * contrast
+    nbx = sky.shape[1]
     for y in prange(1, ny - 1):
-        for x in range(1, nx - 1):
-            if cr[y, x] or (mask[y, x] & skipbits):
-                continue
-            if only_near:
-                near = False
-                for dy in range(-1, 2):
-                    for dx in range(-1, 2):
-                        if cr[y + dy, x + dx]:
-                            near = True
-                if not near:
+        by = y // block
+        for cx in range(nbx):
+            b = sky[by, cx]
+            for x in range(max(1, cx * block), min(nx - 1, (cx + 1) * block)):
+                if _cr_test(work, variance, mask, b, y, x, nsigma, contrast, c2, noise_k, skipbits):
+                    out[y, x] = 1
+
+
+@njit
+def cr_extend(work, variance, mask, sky, block, cr, ys, xs, nsigma, contrast, noise_k, skipbits):
+    """Test the 8 neighbours of the listed hits that are not hits yet; mark the new ones in
+    ``cr`` and return their coordinates ``(ys, xs)`` (int64 arrays)."""
+    ny, nx = work.shape
+    c2 = contrast * contrast
+    out_y = []
+    out_x = []
+    for n in range(ys.shape[0]):
+        y0 = ys[n]
+        x0 = xs[n]
+        for yy in range(max(1, y0 - 1), min(ny - 1, y0 + 2)):
+            for xx in range(max(1, x0 - 1), min(nx - 1, x0 + 2)):
+                if cr[yy, xx]:
                     continue
-            b = _local_sky(sky, y, x, block)
-            i0 = work[y, x] - b
-            v0 = variance[y, x]
-            if i0 <= 0.0 or v0 <= 0.0 or i0 * i0 < nsigma * nsigma * v0:
-                continue
-            s0 = math.sqrt(v0)
-            lhs = i0 - noise_k * s0
-            found = False
-            for d in range(4):
-                if d == 0:
-                    dy, dx, fac = 0, 1, contrast
-                elif d == 1:
-                    dy, dx, fac = 1, 0, contrast
-                elif d == 2:
-                    dy, dx, fac = 1, 1, c2
-                else:
-                    dy, dx, fac = 1, -1, c2
-                ma = mask[y + dy, x + dx]
-                mb = mask[y - dy, x - dx]
-                if (ma & skipbits) or (mb & skipbits):
-                    continue
-                a = work[y + dy, x + dx] - b
-                c = work[y - dy, x - dx] - b
-                m = 0.5 * (a + c)
-                sm = 0.5 * math.sqrt(max(variance[y + dy, x + dx], 0.0) + max(variance[y - dy, x - dx], 0.0))
-                if lhs > fac * (m + noise_k * sm):
-                    found = True
-                    break
-            if found:
-                out_new[y, x] = 1
+                b = sky[yy // block, xx // block]
+                if _cr_test(work, variance, mask, b, yy, xx, nsigma, contrast, c2, noise_k, skipbits):
+                    cr[yy, xx] = 1
+                    out_y.append(yy)
+                    out_x.append(xx)
+    ry = np.empty(len(out_y), dtype=np.int64)
+    rx = np.empty(len(out_x), dtype=np.int64)
+    for i in range(len(out_y)):
+        ry[i] = out_y[i]
+        rx[i] = out_x[i]
+    return ry, rx
 
 
 @njit(parallel=True)
-def replace_flagged(src, flagged, mask, avoidbits, fallback, block, out):
-    """For each flagged pixel, write into ``out`` the median of the unflagged pixels of
-    ``src`` (without ``avoidbits``) in the smallest square window (half-size 2 to 8) that
-    holds at least 4 of them; if none, the coarse ``fallback`` grid value."""
+def local_medians(src, flagged, mask, avoidbits, fallback, block, ys, xs):
+    """For each listed pixel, the median of the unflagged pixels of ``src`` (without
+    ``avoidbits``) in the smallest square window (half-size 2 to 8) holding at least 4 of
+    them; if none, the coarse ``fallback`` grid value. Returns float64[len(ys)]."""
     ny, nx = src.shape
-    for y in prange(ny):
+    n = ys.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    for k in prange(n):
         buf = np.empty(17 * 17, dtype=np.float64)
-        for x in range(nx):
-            if not flagged[y, x]:
-                continue
-            done = False
-            for h in range(2, 9):
-                n = 0
-                for yy in range(max(0, y - h), min(ny, y + h + 1)):
-                    for xx in range(max(0, x - h), min(nx, x + h + 1)):
-                        if not flagged[yy, xx] and not (mask[yy, xx] & avoidbits):
-                            buf[n] = src[yy, xx]
-                            n += 1
-                if n >= 4:
-                    out[y, x] = np.median(buf[:n])
-                    done = True
-                    break
-            if not done:
-                out[y, x] = fallback[y // block, x // block]
-
-
-@njit(parallel=True)
-def merge_flags(cr, new):
-    """``cr |= new``; returns how many pixels were newly set."""
-    ny, nx = cr.shape
-    counts = np.zeros(ny, dtype=np.int64)
-    for y in prange(ny):
-        c = 0
-        for x in range(nx):
-            if new[y, x] and not cr[y, x]:
-                cr[y, x] = 1
-                c += 1
-        counts[y] = c
-    return counts.sum()
-
-
-@njit(parallel=True)
-def dilate_flags(flags, skip_mask, skipbits):
-    """8-connected dilation of a uint8 flag plane by one pixel (not onto ``skipbits``)."""
-    ny, nx = flags.shape
-    out = flags.copy()
-    for y in prange(ny):
-        for x in range(nx):
-            if flags[y, x] or (skip_mask[y, x] & skipbits):
-                continue
-            for dy in range(-1, 2):
-                yy = y + dy
-                if yy < 0 or yy >= ny:
-                    continue
-                for dx in range(-1, 2):
-                    xx = x + dx
-                    if 0 <= xx < nx and flags[yy, xx]:
-                        out[y, x] = 1
+        y = ys[k]
+        x = xs[k]
+        out[k] = fallback[y // block, x // block]
+        for h in range(2, 9):
+            m = 0
+            for yy in range(max(0, y - h), min(ny, y + h + 1)):
+                for xx in range(max(0, x - h), min(nx, x + h + 1)):
+                    if not flagged[yy, xx] and not (mask[yy, xx] & avoidbits):
+                        buf[m] = src[yy, xx]
+                        m += 1
+            if m >= 4:
+                out[k] = np.median(buf[:m])
+                break
     return out
+
+
+@njit
+def dilate_list(flags, mask, skipbits, ys, xs):
+    """Grow the listed flagged pixels by one pixel (8-connected, not onto ``skipbits``);
+    marks ``flags`` and returns the coordinates of every flagged pixel (listed + added)."""
+    ny, nx = flags.shape
+    out_y = []
+    out_x = []
+    for n in range(ys.shape[0]):
+        out_y.append(ys[n])
+        out_x.append(xs[n])
+    for n in range(ys.shape[0]):
+        y0 = ys[n]
+        x0 = xs[n]
+        for yy in range(max(0, y0 - 1), min(ny, y0 + 2)):
+            for xx in range(max(0, x0 - 1), min(nx, x0 + 2)):
+                if not flags[yy, xx] and not (mask[yy, xx] & skipbits):
+                    flags[yy, xx] = 1
+                    out_y.append(yy)
+                    out_x.append(xx)
+    ry = np.empty(len(out_y), dtype=np.int64)
+    rx = np.empty(len(out_x), dtype=np.int64)
+    for i in range(len(out_y)):
+        ry[i] = out_y[i]
+        rx[i] = out_x[i]
+    return ry, rx

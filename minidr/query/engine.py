@@ -187,6 +187,7 @@ class Release:
             ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         )
         con.execute(f"SET allowed_directories = [{_sql_str(str(self.path) + '/')}]")
+        con.execute("SET parquet_metadata_cache = true")  # a release never changes: keep footers
         udfs.register(con)
         for cat in self.catalogs.values():
             con.execute(f'CREATE VIEW "{cat.name}" AS SELECT * FROM {_read_parquet(cat.files)}')

@@ -113,17 +113,25 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
             files = [files[i] for i in order]
             pos = [pq.read_table(f, columns=["_healpix_29", cat.ra, cat.dec]) for f in files]
             counts = np.array([t.num_rows for t in pos], dtype=np.int64)
-            h = np.concatenate([t["_healpix_29"].to_numpy() for t in pos]).astype(np.int64)
-            cra = np.concatenate([t[cat.ra].to_numpy() for t in pos]).astype(np.float64)
-            cdec = np.concatenate([t[cat.dec].to_numpy() for t in pos]).astype(np.float64)
+            h = np.concatenate([t["_healpix_29"].to_numpy() for t in pos]).astype(np.int64, copy=False)
+            cra = np.concatenate([t[cat.ra].to_numpy() for t in pos]).astype(np.float64, copy=False)
+            cdec = np.concatenate([t[cat.dec].to_numpy() for t in pos]).astype(np.float64, copy=False)
             del pos
             ccell = h >> shift
             perm = None
             if ccell.size > 1 and np.any(ccell[1:] < ccell[:-1]):
                 perm = np.argsort(h, kind="stable")
                 ccell, cra, cdec = ccell[perm], cra[perm], cdec[perm]
-            best, sep = K.nearest_in_cells(ccell, cra, cdec, nb, np.ascontiguousarray(ra[idx_good]),
-                                           np.ascontiguousarray(dec[idx_good]), r_deg)
+            # visit the user rows in cell order: the binary searches then walk the
+            # catalogue in order (cache friendly) instead of jumping at random
+            uo = np.argsort(ucell, kind="stable")
+            best_s, sep_s = K.nearest_in_cells(ccell, cra, cdec, np.ascontiguousarray(nb[uo]),
+                                               np.ascontiguousarray(ra[idx_good][uo]),
+                                               np.ascontiguousarray(dec[idx_good][uo]), r_deg)
+            best = np.empty_like(best_s)
+            sep = np.empty_like(sep_s)
+            best[uo] = best_s
+            sep[uo] = sep_s
             hit = best >= 0
             gidx = best[hit] if perm is None else perm[best[hit]]
             matched, where = _fetch_rows(files, counts, gidx, cat_cols)

@@ -90,11 +90,14 @@ class CatalogPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield CatalogTree(*self._args, id="catalog-tree")
-        yield Static("", id="catalog-info")
+        yield Static("Enter on a column inserts its name", id="catalog-info")
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         node = event.node.data
-        text = ""
-        if node is not None:
-            text = node.description or (f"release {node.release}: Enter opens it" if node.kind == "release" else "")
+        if node is None:
+            return
+        if node.kind == "release":
+            text = f"release {node.release}" + ("" if event.node.allow_expand else ": Enter opens it")
+        else:
+            text = node.description
         self.query_one("#catalog-info", Static).update(Text(text))

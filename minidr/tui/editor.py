@@ -46,22 +46,22 @@ class SqlEditor(TextArea):
     def __init__(self, text: str = "", **kw) -> None:
         super().__init__(text, language=sql_language(), soft_wrap=False, tab_behavior="indent",
                          show_line_numbers=True, **kw)
-        self.history: list[str] = []
+        self.queries: list[str] = []
         self._pos = 0
         self._draft = text
 
     def remember(self, query: str) -> None:
-        if query and (not self.history or self.history[-1] != query):
-            self.history.append(query)
-        self._pos = len(self.history)
+        if query and (not self.queries or self.queries[-1] != query):
+            self.queries.append(query)
+        self._pos = len(self.queries)
 
     def action_history(self, step: int) -> None:
-        if not self.history:
+        if not self.queries:
             return
-        if self._pos == len(self.history):
+        if self._pos == len(self.queries):
             self._draft = self.text
-        self._pos = max(0, min(len(self.history), self._pos + step))
-        self.load_text(self._draft if self._pos == len(self.history) else self.history[self._pos])
+        self._pos = max(0, min(len(self.queries), self._pos + step))
+        self.load_text(self._draft if self._pos == len(self.queries) else self.queries[self._pos])
         self.move_cursor(self.document.end)
 
     def current_query(self) -> str:

@@ -1,0 +1,25 @@
+"""``minidr explore``: the terminal explorer (textual) of a release."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("explore")
+@click.argument("repo", type=click.Path(file_okay=False))
+@click.option("--release", "release_name", default=None, help="Release name (default: the newest).")
+def explore(repo: str, release_name: str | None) -> None:
+    """Browse and query a release in the terminal: release browser, SQL editor with spatial
+    functions, results, cone search, Object view (light curve, cutout) and sky map.
+
+    Keys: ctrl+j runs the query, Esc cancels it, F1 help, ctrl+q quits.
+    """
+    from ..query import open_release
+
+    dr = open_release(repo, release_name)  # a missing release is a one-line ReleaseError
+    from ..tui.app import ExplorerApp
+
+    try:
+        ExplorerApp(dr).run()
+    finally:
+        dr.close()

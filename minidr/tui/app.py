@@ -1,0 +1,267 @@
+"""ExplorerApp: the release browser, SQL editor and results, in the manner of Harlequin.
+
+Every query runs in a worker thread under the release's time limit and row cap, so the
+screen never freezes; Esc cancels it through :meth:`minidr.query.Release.interrupt`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyarrow as pa
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+
+from ..errors import MinidrError
+from ._format import one_line
+from .catalog import CatalogPane, CatalogTree
+from .cone import ConeQuery, ConeScreen
+from .editor import SqlEditor
+from .export import ExportScreen, export_table
+from .help import HelpScreen
+from .history import HistoryScreen
+from .object_view import ObjectScreen
+from .results import ResultsPane, ResultsTable
+from .sky_view import SkyScreen
+
+
+def repo_of(release) -> Path | None:
+    """The repository a release directory belongs to (REPO/releases/NAME), if any."""
+    p = Path(release.path)
+    return p.parent.parent if p.parent.name == "releases" else None
+
+
+def release_names(release) -> list[str]:
+    repo = repo_of(release)
+    if repo is None:
+        return [release.name]
+    from ..release.manifest import list_releases
+
+    names = list_releases(repo / "releases")
+    return names or [release.name]
+
+
+def starter_query(release) -> str:
+    if "Object" not in release.catalogs:
+        first = next(iter(release.catalogs))
+        return f"SELECT *\nFROM {first}\nLIMIT 100"
+    names = release.schema("Object").names
+    cols = [c for c in ("objectId", "coord_ra", "coord_dec", "nDetections", "g_psfMag", "r_psfMag") if c in names]
+    return f"SELECT {', '.join(cols) or '*'}\nFROM Object\nORDER BY objectId\nLIMIT 1000"
+
+
+class ExplorerApp(App):
+    """``minidr explore``: browse, query and look at one release."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "minidr explore"
+    BINDINGS = [
+        Binding("ctrl+j,ctrl+enter", "run_query", "Run", priority=True),
+        Binding("ctrl+e", "export", "Export", priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f2", "focus('editor')", "Editor", show=False),
+        Binding("f5", "focus('results-table')", "Results", show=False),
+        Binding("f6", "focus('catalog-tree')", "Catalog", show=False),
+        Binding("f3", "cone", "Cone"),
+        Binding("f4", "sky", "Sky"),
+        Binding("f8", "history", "History"),
+        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),
+    ]
+
+    def __init__(self, release, *, query: str | None = None, show_timing: bool = True) -> None:
+        super().__init__()
+        self.release = release
+        self.repo = repo_of(release)
+        self.show_timing = show_timing
+        self.initial_query = query if query is not None else starter_query(release)
+        self.running = False
+        self.last_cone: tuple[str, str, str, str] | None = None
+        self.last_error: str | None = None
+        self.sub_title = release.name
+
+    # -- layout -------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        rel = self.release
+        tables = rel.tables()
+        schemas = {t: rel.schema(t) for t in tables}
+        with Horizontal(id="main"):
+            yield CatalogPane(release_names(rel), rel.name, tables, schemas, id="catalog")
+            with Vertical(id="work"):
+                yield SqlEditor(self.initial_query, id="editor")
+                yield ResultsPane(show_timing=self.show_timing, id="results")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#catalog", CatalogPane).border_title = f"Release {self.release.name}"
+        self.query_one("#editor", SqlEditor).border_title = "Query  ctrl+j runs"
+        self.query_one("#results", ResultsPane).border_title = "Results"
+        self.query_one("#editor", SqlEditor).focus()
+
+    @property
+    def editor(self) -> SqlEditor:
+        return self.query_one("#editor", SqlEditor)
+
+    @property
+    def results(self) -> ResultsPane:
+        return self.query_one("#results", ResultsPane)
+
+    # -- actions ------------------------------------------------------------------------
+
+    def action_focus(self, widget_id: str) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.query_one(f"#{widget_id}").focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_run_query(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            return
+        query = self.editor.current_query()
+        if not query:
+            self.results.show_error("nothing to run: the editor is empty")
+            return
+        self.editor.remember(query)
+        self.run_sql(query)
+
+    def run_sql(self, query: str, label: str = "") -> None:
+        if self.running:
+            self.release.interrupt()
+        self.running = True
+        self.results.show_running(label)
+        self._sql_worker(query, label)
+
+    @work(thread=True, exclusive=True, group="query")
+    def _sql_worker(self, query: str, label: str) -> None:
+        self._run_in_thread(lambda: self.release.sql(query), label)
+
+    def _run_in_thread(self, fn, label: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            table = fn()
+        except MinidrError as exc:
+            self.call_from_thread(self._done, None, str(exc), label, 0.0)
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure is shown in place, not a crash
+            self.call_from_thread(self._done, None, f"{type(exc).__name__}: {exc}", label, 0.0)
+            return
+        self.call_from_thread(self._done, table, None, label, time.perf_counter() - t0)
+
+    def _done(self, table: pa.Table | None, error: str | None, label: str, elapsed: float) -> None:
+        self.running = False
+        self.last_error = None if error is None else one_line(error)
+        if error is not None:
+            self.results.show_error(error)
+        else:
+            self.results.show_table(table, label=label, elapsed=elapsed)
+
+    def action_cancel(self) -> None:
+        if self.running:
+            self.release.interrupt()
+
+    def action_cone(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            return
+        self.push_screen(ConeScreen([t for t, c in self.release.catalogs.items() if c.ra], self.last_cone),
+                         self._cone_chosen)
+
+    def _cone_chosen(self, q: ConeQuery | None) -> None:
+        if q is None:
+            return
+        self.last_cone = (f"{q.ra:g}", f"{q.dec:g}", f"{q.radius_arcsec:g}", q.table)
+        if self.running:
+            self.release.interrupt()
+        self.running = True
+        label = f"cone {q.table} {q.ra:.5f} {q.dec:+.5f} r={q.radius_arcsec:g}″"
+        self.results.show_running(label)
+        self._cone_worker(q, label)
+
+    @work(thread=True, exclusive=True, group="query")
+    def _cone_worker(self, q: ConeQuery, label: str) -> None:
+        self._run_in_thread(lambda: self.release.cone(q.ra, q.dec, q.radius_arcsec, table=q.table), label)
+
+    def action_export(self) -> None:
+        table = self.results.arrow
+        if table is None:
+            self.notify("nothing to export: run a query first", severity="warning")
+            return
+        self.push_screen(ExportScreen(table.num_rows), self._export_to)
+
+    def _export_to(self, path: str | None) -> None:
+        table = self.results.arrow
+        if not path or table is None:
+            return
+        try:
+            out, fmt = export_table(table, path)
+        except (MinidrError, OSError) as exc:
+            self.notify(one_line(exc), title="export failed", severity="error")
+            return
+        self.notify(f"{table.num_rows:,} rows → {out} ({fmt})", title="exported")
+
+    def action_history(self) -> None:
+        if self.screen is not self.screen_stack[0] or not self.editor.queries:
+            return
+        self.push_screen(HistoryScreen(self.editor.queries), self._history_chosen)
+
+    def _history_chosen(self, query: str | None) -> None:
+        if query:
+            self.editor.load_text(query)
+            self.editor.focus()
+
+    def action_sky(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            return
+        table = "Object" if "Object" in self.release.catalogs else next(
+            (t for t, c in self.release.catalogs.items() if c.ra), None)
+        if table is None:
+            self.notify("no table with positions", severity="warning")
+            return
+        self.push_screen(SkyScreen(self.release, table), self._sky_chosen)
+
+    def _sky_chosen(self, query: str | None) -> None:
+        if query:
+            self.editor.load_text(query)
+            self.editor.remember(query)
+            self.run_sql(query, label="sky cell")
+
+    def open_object(self, object_id: int) -> None:
+        self.push_screen(ObjectScreen(self.release, object_id, self.repo))
+
+    # -- messages -----------------------------------------------------------------------
+
+    def on_catalog_tree_column_chosen(self, event: CatalogTree.ColumnChosen) -> None:
+        self.editor.insert(event.name)
+        self.editor.focus()
+
+    def on_catalog_tree_release_chosen(self, event: CatalogTree.ReleaseChosen) -> None:
+        self._switch_release(event.name)
+
+    def _switch_release(self, name: str) -> None:
+        from ..query import open_release
+
+        if self.running or self.repo is None:
+            self.notify("a query is running: Esc cancels it first", severity="warning")
+            return
+        try:
+            new = open_release(self.repo, name)
+        except MinidrError as exc:
+            self.notify(one_line(exc), severity="error")
+            return
+        old, self.release = self.release, new
+        old.close()
+        self.sub_title = new.name
+        tables = new.tables()
+        schemas = {t: new.schema(t) for t in tables}
+        self.query_one(CatalogTree).populate(release_names(new), new.name, tables, schemas)
+        self.query_one("#catalog", CatalogPane).border_title = f"Release {new.name}"
+
+    def on_results_table_object_chosen(self, event: ResultsTable.ObjectChosen) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.open_object(event.object_id)

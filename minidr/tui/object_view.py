@@ -1,0 +1,234 @@
+"""The Object view: per-band statistics, light curve, detections and a calexp cutout."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from ..errors import MinidrError
+from ._format import cell_text, one_line
+from .cutout import CutoutView, cut
+from .results import ResultsTable
+
+BAND_COLORS = {"u": "magenta", "g": "green", "r": "red", "i": "orange", "z": "cyan", "y": "blue"}
+DETECTION_COLUMNS = ("visit", "detector", "band", "midpointMjdTai", "psfFlux", "psfFluxErr", "snr", "x", "y", "flags")
+CUTOUT_HALF = 15  # pixels each side of the Source
+
+
+def sexagesimal(ra: float, dec: float) -> str:
+    h = (ra % 360.0) / 15.0
+    hh, rem = divmod(h * 3600.0, 3600.0)
+    mm, ss = divmod(rem, 60.0)
+    sign = "-" if dec < 0 else "+"
+    d = abs(dec) * 3600.0
+    dd, rem = divmod(d, 3600.0)
+    dm, ds = divmod(rem, 60.0)
+    return f"{int(hh):02d}:{int(mm):02d}:{ss:05.2f} {sign}{int(dd):02d}:{int(dm):02d}:{ds:04.1f}"
+
+
+def bands_of(schema: pa.Schema) -> list[str]:
+    order = "ugrizy"
+    bands = [n[: -len("_psfFluxMean")] for n in schema.names if n.endswith("_psfFluxMean")]
+    return sorted(bands, key=lambda b: (order.find(b) if b in order else 99, b))
+
+
+def lightcurve_points(lc: pa.Table) -> dict[str, dict[str, np.ndarray]]:
+    """Per band: Source points (``det``), ForcedSource points (``forced``) and which forced
+    points are non-detections (no Source of the Object in that visit)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    if lc.num_rows == 0:
+        return out
+    d = {k: lc.column(k).to_numpy(zero_copy_only=False) for k in ("kind", "band", "midpointMjdTai", "psfFlux", "psfFluxErr")}
+    visits = lc.column("visit").to_numpy(zero_copy_only=False) if "visit" in lc.column_names else np.zeros(lc.num_rows)
+    detected_visits = set(visits[d["kind"] == "source"].tolist())
+    for band in sorted(set(d["band"].tolist()), key=lambda b: ("ugrizy".find(b), b)):
+        for kind, key in (("source", "det"), ("forced", "forced")):
+            m = (d["band"] == band) & (d["kind"] == kind)
+            pts = {"t": d["midpointMjdTai"][m].astype(float), "f": d["psfFlux"][m].astype(float),
+                   "e": d["psfFluxErr"][m].astype(float)}
+            if kind == "forced":
+                pts["nondet"] = np.array([v not in detected_visits for v in visits[m].tolist()], dtype=bool)
+            out.setdefault(band, {})[key] = pts
+    return out
+
+
+class LightCurvePlot(PlotextPlot):
+    """psfFlux [nJy] against MJD per band: Sources with error bars (●), ForcedSources (·) and
+    forced non-detections (×)."""
+
+    def show(self, points: dict) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        plt.xlabel("MJD")
+        plt.ylabel("psfFlux [nJy]")
+        t_all = []
+        for band, kinds in points.items():
+            color = BAND_COLORS.get(band, "gray")
+            det = kinds.get("det")
+            if det is not None and det["t"].size:
+                plt.error(det["t"].tolist(), det["f"].tolist(), yerr=det["e"].tolist(), color=color, label=f"{band}")
+                plt.scatter(det["t"].tolist(), det["f"].tolist(), marker="●", color=color)
+                t_all.extend(det["t"].tolist())
+            forced = kinds.get("forced")
+            if forced is not None and forced["t"].size:
+                nd = forced["nondet"]
+                if (~nd).any():
+                    plt.scatter(forced["t"][~nd].tolist(), forced["f"][~nd].tolist(), marker="·", color=color)
+                if nd.any():
+                    plt.error(forced["t"][nd].tolist(), forced["f"][nd].tolist(), yerr=forced["e"][nd].tolist(),
+                              color=color)
+                    plt.scatter(forced["t"][nd].tolist(), forced["f"][nd].tolist(), marker="×", color=color,
+                                label=f"{band} no det")
+                t_all.extend(forced["t"].tolist())
+        if not t_all:
+            plt.title("no Source or ForcedSource rows")
+        self.refresh()
+
+
+class ObjectScreen(Screen):
+    """One Object of the release. Esc goes back."""
+
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("l", "tab('lc')", "Light curve"),
+        Binding("d", "tab('det')", "Detections"),
+        Binding("c", "tab('cut')", "Cutout"),
+    ]
+
+    def __init__(self, release, object_id: int, repo: Path | None) -> None:
+        super().__init__()
+        self.release = release
+        self.object_id = int(object_id)
+        self.repo = repo
+        self.lightcurve: pa.Table | None = None
+        self.object_row: dict | None = None
+        self.cutout_info = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"Object {self.object_id}  loading…", style="bold"), id="object-title")
+        yield DataTable(id="object-stats", cursor_type="row", zebra_stripes=True)
+        with TabbedContent(id="object-tabs", initial="lc"):
+            with TabPane("Light curve", id="lc"):
+                yield LightCurvePlot(id="object-lc")
+            with TabPane("Detections", id="det"):
+                yield ResultsTable(id="object-detections")
+            with TabPane("Cutout", id="cut"):
+                with Horizontal():
+                    yield CutoutView(id="object-cutout")
+                    yield Static("reading the calexp…", id="object-cutout-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    @work(thread=True, exclusive=True, group="object")
+    def load(self) -> None:
+        try:
+            obj = self.release.sql(f"SELECT * FROM Object WHERE objectId = {self.object_id}", max_rows=1)
+            lc = self.release.lightcurve(self.object_id)
+        except MinidrError as exc:
+            self.app.call_from_thread(self._show_error, one_line(exc))
+            return
+        self.app.call_from_thread(self._show, obj, lc)
+        self._load_cutout(lc)
+
+    def _show_error(self, message: str) -> None:
+        self.query_one("#object-title", Static).update(Text(f"Object {self.object_id}: {message}", style="bold red"))
+
+    def _show(self, obj: pa.Table, lc: pa.Table) -> None:
+        self.lightcurve = lc
+        title = self.query_one("#object-title", Static)
+        if obj.num_rows == 0:
+            title.update(Text(f"Object {self.object_id}: not in the Object table", style="bold red"))
+        else:
+            row = obj.to_pylist()[0]
+            self.object_row = row
+            ra, dec = row.get("coord_ra"), row.get("coord_dec")
+            t = Text()
+            t.append(f"Object {self.object_id}", style="bold")
+            if ra is not None and dec is not None:
+                t.append(f"  {ra:.6f} {dec:+.6f}  ({sexagesimal(ra, dec)})")
+            if row.get("nDetections") is not None:
+                t.append(f"  nDet {row['nDetections']}", style="dim")
+            if row.get("refExtendedness") is not None:
+                t.append(f"  ext {row['refExtendedness']:.2g}", style="dim")
+            title.update(t)
+            self._fill_stats(obj.schema, row)
+        self.query_one("#object-lc", LightCurvePlot).show(lightcurve_points(lc))
+        det = lc.filter(pc.equal(lc.column("kind"), "source")) if lc.num_rows else lc
+        cols = [c for c in DETECTION_COLUMNS if c in det.column_names]
+        self.query_one("#object-detections", ResultsTable).show(det.select(cols))
+
+    def _fill_stats(self, schema: pa.Schema, row: dict) -> None:
+        table = self.query_one("#object-stats", DataTable)
+        table.clear(columns=True)
+        heads = [("band", False), ("psfFluxMean nJy", True), ("± err", True), ("psfMag", True), ("sigma", True),
+                 ("chi2", True), ("Ndata", True)]
+        for h, num in heads:
+            table.add_column(Text(h, justify="right" if num else "left", style="bold"))
+        for b in bands_of(schema):
+            vals = [row.get(f"{b}_{k}") for k in ("psfFluxMean", "psfFluxMeanErr", "psfMag", "psfFluxSigma",
+                                                    "psfFluxChi2", "psfFluxNdata")]
+            cells = [Text(b, style=f"bold {BAND_COLORS.get(b, '')}".strip())]
+            fmts = ["{:.5g}", "{:.2g}", "{:.3f}", "{:.2g}", "{:.3g}", "{}"]
+            for v, f in zip(vals, fmts):
+                ok = v is not None and not (isinstance(v, float) and math.isnan(v))
+                cells.append(Text(f.format(v) if ok else cell_text(v), justify="right"))
+            table.add_row(*cells)
+
+    # -- cutout -----------------------------------------------------------------------
+
+    def _load_cutout(self, lc: pa.Table) -> None:
+        info, pixels = self.cutout_for(lc)
+        self.app.call_from_thread(self._show_cutout, info, pixels)
+
+    def cutout_for(self, lc: pa.Table):
+        """(text, pixels or None): the calexp around the Object's best Source (highest S/N)."""
+        if self.repo is None:
+            return "no repository next to this release: no calexp to cut", None
+        need = {"kind", "visit", "detector", "x", "y"}
+        if lc.num_rows == 0 or not need <= set(lc.column_names):
+            return "no Source with visit, detector, x, y", None
+        rows = [r for r in lc.to_pylist() if r["kind"] == "source" and r["x"] is not None]
+        if not rows:
+            return "no Source rows: nothing to cut", None
+        rows.sort(key=lambda r: -(r.get("snr") or 0.0))
+        from ..repo.layout import calexp_path
+        from ..repo.store import read_calexp
+
+        for r in rows:
+            path = calexp_path(self.repo, int(r["visit"]), int(r["detector"]))
+            if not path.is_file():
+                continue
+            try:
+                exp = read_calexp(path)
+            except MinidrError as exc:
+                return f"{one_line(exc)}", None
+            pixels = cut(exp.image, float(r["x"]), float(r["y"]), CUTOUT_HALF)
+            n = 2 * CUTOUT_HALF + 1
+            info = (f"visit {r['visit']}  detector {r['detector']}  band {r.get('band', '?')}\n"
+                    f"x {r['x']:.1f}  y {r['y']:.1f}  S/N {cell_text(r.get('snr'))}\n"
+                    f"{n}×{n} px, asinh stretch\n"
+                    f"{path.relative_to(self.repo)}")
+            return info, pixels
+        return f"no calexp in {self.repo.name}/processed for the Sources of this Object", None
+
+    def _show_cutout(self, info: str, pixels) -> None:
+        self.cutout_info = info
+        self.query_one("#object-cutout-info", Static).update(Text(info))
+        self.query_one("#object-cutout", CutoutView).set_image(pixels)
