@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 from textual import work
 from textual.app import App, ComposeResult
+from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
@@ -45,6 +46,16 @@ def release_names(release) -> list[str]:
     return names or [release.name]
 
 
+TABLE_ORDER = ("Object", "Source", "ForcedSource", "Visit", "CcdVisit")
+
+
+def ordered_tables(release) -> dict[str, int]:
+    """Table -> rows, the Rubin tables first in their usual order, then the others by name."""
+    rows = release.tables()
+    key = {t: (TABLE_ORDER.index(t) if t in TABLE_ORDER else len(TABLE_ORDER), t) for t in rows}
+    return {t: rows[t] for t in sorted(rows, key=key.get)}
+
+
 def starter_query(release) -> str:
     if "Object" not in release.catalogs:
         first = next(iter(release.catalogs))
@@ -63,13 +74,13 @@ class ExplorerApp(App):
         Binding("ctrl+j,ctrl+enter", "run_query", "Run", priority=True),
         Binding("ctrl+e", "export", "Export", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("f2", "focus('editor')", "Editor", show=False),
-        Binding("f5", "focus('results-table')", "Results", show=False),
-        Binding("f6", "focus('catalog-tree')", "Catalog", show=False),
+        Binding("f2", "focus_pane('editor')", "Editor", show=False, priority=True),
+        Binding("f5", "focus_pane('results-table')", "Results", show=False, priority=True),
+        Binding("f6", "focus_pane('catalog-tree')", "Catalog", show=False, priority=True),
         Binding("f3", "cone", "Cone"),
         Binding("f4", "sky", "Sky"),
         Binding("f8", "history", "History"),
-        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("escape", "cancel", "Cancel", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
     ]
@@ -89,7 +100,7 @@ class ExplorerApp(App):
 
     def compose(self) -> ComposeResult:
         rel = self.release
-        tables = rel.tables()
+        tables = ordered_tables(rel)
         schemas = {t: rel.schema(t) for t in tables}
         with Horizontal(id="main"):
             yield CatalogPane(release_names(rel), rel.name, tables, schemas, id="catalog")
@@ -102,7 +113,9 @@ class ExplorerApp(App):
         self.query_one("#catalog", CatalogPane).border_title = f"Release {self.release.name}"
         self.query_one("#editor", SqlEditor).border_title = "Query  ctrl+j runs"
         self.query_one("#results", ResultsPane).border_title = "Results"
-        self.query_one("#editor", SqlEditor).focus()
+        editor = self.query_one("#editor", SqlEditor)
+        editor.move_cursor(editor.document.end)
+        editor.focus()
 
     @property
     def editor(self) -> SqlEditor:
@@ -114,16 +127,20 @@ class ExplorerApp(App):
 
     # -- actions ------------------------------------------------------------------------
 
-    def action_focus(self, widget_id: str) -> None:
-        if self.screen is self.screen_stack[0]:
-            self.query_one(f"#{widget_id}").focus()
+    def _main_screen_only(self) -> None:
+        """Let the key go to the screen on top when it is not the main one."""
+        if self.screen is not self.screen_stack[0]:
+            raise SkipAction()
+
+    def action_focus_pane(self, widget_id: str) -> None:
+        self._main_screen_only()
+        self.query_one(f"#{widget_id}").focus()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
     def action_run_query(self) -> None:
-        if self.screen is not self.screen_stack[0]:
-            return
+        self._main_screen_only()
         query = self.editor.current_query()
         if not query:
             self.results.show_error("nothing to run: the editor is empty")
@@ -163,8 +180,9 @@ class ExplorerApp(App):
             self.results.show_table(table, label=label, elapsed=elapsed)
 
     def action_cancel(self) -> None:
-        if self.running:
-            self.release.interrupt()
+        if not self.running:
+            raise SkipAction()
+        self.release.interrupt()
 
     def action_cone(self) -> None:
         if self.screen is not self.screen_stack[0]:
@@ -188,6 +206,7 @@ class ExplorerApp(App):
         self._run_in_thread(lambda: self.release.cone(q.ra, q.dec, q.radius_arcsec, table=q.table), label)
 
     def action_export(self) -> None:
+        self._main_screen_only()
         table = self.results.arrow
         if table is None:
             self.notify("nothing to export: run a query first", severity="warning")
@@ -257,7 +276,7 @@ class ExplorerApp(App):
         old, self.release = self.release, new
         old.close()
         self.sub_title = new.name
-        tables = new.tables()
+        tables = ordered_tables(new)
         schemas = {t: new.schema(t) for t in tables}
         self.query_one(CatalogTree).populate(release_names(new), new.name, tables, schemas)
         self.query_one("#catalog", CatalogPane).border_title = f"Release {new.name}"
