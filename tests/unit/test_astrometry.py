@@ -362,6 +362,15 @@ def test_vote_offsets_finds_planted_transform():
     assert votes >= keep.sum() * 0.9
 
 
+def test_normal_equations_equal_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 7))
+    b = rng.normal(size=(500, 2))
+    ata, atb = kernels.normal_equations(a, b)
+    assert np.allclose(ata, a.T @ a, rtol=1e-12, atol=1e-9)
+    assert np.allclose(atb, a.T @ b, rtol=1e-12, atol=1e-9)
+
+
 def _naive_vote(sx, sy, rx, ry, cx, cy, thetas, scales, half, bin_size):
     nb = int(2 * half / bin_size) + 1
     best = 0
