@@ -186,14 +186,16 @@ def add_stamps(image, x, y, radius, offsets, buf):
 
 
 @njit(parallel=True)
-def bleed_columns(image, full_well):
+def bleed_columns(image, full_well, columns):
     """Charge above ``full_well`` (per pixel, e-) spills half up, half down its column.
 
-    Pixels that overflow are set to the full well; the excess fills the next pixels along
-    the column until it is used up or leaves the detector.
+    Only the listed ``columns`` are treated (those holding an overflowing pixel). Pixels that
+    overflow are set to the full well; the excess fills the next pixels along the column
+    until it is used up or leaves the detector.
     """
     ny, nx = image.shape
-    for ix in prange(nx):
+    for j in prange(columns.shape[0]):
+        ix = columns[j]
         up = 0.0
         excess = np.zeros(ny)
         for iy in range(ny):
@@ -248,3 +250,41 @@ def deposit_tracks(image, x0, y0, x1, y1, electrons, width):
                         qx, qy = px + e, py
                     if 0 <= qx < nx and 0 <= qy < ny:
                         image[qy, qx] += 0.25 * per
+
+
+@njit(parallel=True)
+def poisson_large(lam, z, out):
+    """Poisson deviates for large means from standard normals ``z``: the Cornish-Fisher
+    expansion ``round(lam + sqrt(lam) z + (z^2 - 1)/6)`` (mean, variance and skewness of the
+    Poisson law), clipped at 0. Accurate for lam >= 30; smaller means are left to
+    :func:`poisson_small`. All arrays 2D, same shape."""
+    ny, nx = lam.shape
+    for iy in prange(ny):
+        for ix in range(nx):
+            m = lam[iy, ix]
+            if m <= 0.0:
+                out[iy, ix] = 0.0
+            else:
+                zz = z[iy, ix]
+                k = np.floor(m + math.sqrt(m) * zz + (zz * zz - 1.0) / 6.0 + 0.5)
+                out[iy, ix] = k if k > 0.0 else 0.0
+
+
+@njit(parallel=True)
+def poisson_small(lam_flat, idx, u, out_flat):
+    """Exact Poisson deviates by inversion of the cumulative law for the pixels ``idx`` of
+    ``lam_flat`` (small means), from uniforms ``u`` (one per index)."""
+    for j in prange(idx.shape[0]):
+        i = idx[j]
+        m = lam_flat[i]
+        if m <= 0.0:
+            out_flat[i] = 0.0
+            continue
+        p = math.exp(-m)
+        c = p
+        k = 0
+        while u[j] > c and k < 1000:
+            k += 1
+            p *= m / k
+            c += p
+        out_flat[i] = k

@@ -224,9 +224,8 @@ def response_map(p: SurveyParams, camera: Camera, det: DetectorGeom, band: str) 
     for c in cols:
         y0 = int(rng.integers(0, ny // 2)) if rng.uniform() < 0.5 else 0
         p2p[y0:, c] *= rng.uniform(0.2, 0.45)
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    fx = det.fp_x0 + xx
-    fy = det.fp_y0 + yy
+    fx = (det.fp_x0 + np.arange(nx, dtype=np.float64))[None, :]
+    fy = (det.fp_y0 + np.arange(ny, dtype=np.float64))[:, None]
     r2 = (fx ** 2 + fy ** 2) / camera.fp_radius ** 2
     bi = "ugrizy".find(band) if band in "ugrizy" else 2
     vign = 1.0 - 0.12 * r2 + 0.01 * (bi - 2) * fx / camera.fp_radius
@@ -369,15 +368,41 @@ def to_amp_arrays(p: SurveyParams, det: DetectorGeom, electrons: np.ndarray,
     for amp in det.amps:
         ny, nx = amp.data_shape
         data_e = amp.to_raw(electrons)
-        raw = np.empty(amp.raw_shape)
-        drift = row_drift(rng, ny)[:, None]
-        noise = rng.standard_normal(amp.raw_shape) * (amp.rdnoise / amp.gain)
-        raw[:, :] = amp.bias + drift + noise
+        drift = row_drift(rng, ny).astype(np.float32)[:, None]
+        raw = rng.standard_normal(amp.raw_shape, dtype=np.float32)
+        raw *= np.float32(amp.rdnoise / amp.gain)
+        raw += drift
+        raw += np.float32(amp.bias)
         d = slice(amp.prescan, amp.prescan + nx)
-        raw[:, d] += data_e / amp.gain + bias_structure(p, det, amp)
-        raw = np.clip(np.floor(raw + 0.5), 0, amp.saturate)
+        raw[:, d] += (data_e * (1.0 / amp.gain)).astype(np.float32)
+        raw[:, d] += bias_structure_cached(p, det, amp)
+        raw += np.float32(0.5)
+        np.floor(raw, out=raw)
+        np.clip(raw, 0, amp.saturate, out=raw)
         out.append(raw.astype(np.uint16))
     return out
+
+
+_CACHE: dict = {}
+
+
+def _cached(what, p: SurveyParams, det: DetectorGeom, make):
+    """One detector's fixed maps at a time (the survey loops over detectors)."""
+    det_key = (p.seed, p.shape, det.detector)
+    if _CACHE.get("det") != det_key:
+        _CACHE.clear()
+        _CACHE["det"] = det_key
+    if what not in _CACHE:
+        _CACHE[what] = make()
+    return _CACHE[what]
+
+
+def bias_structure_cached(p: SurveyParams, det: DetectorGeom, amp: AmpGeom) -> np.ndarray:
+    return _cached(("bias", amp.name), p, det, lambda: bias_structure(p, det, amp).astype(np.float32))
+
+
+def full_well_cached(p: SurveyParams, det: DetectorGeom) -> np.ndarray:
+    return _cached("fw", p, det, lambda: det.amp_map("full_well"))
 
 
 def cosmic_rays(rng, shape, exptime, rate):
@@ -396,16 +421,35 @@ def cosmic_rays(rng, shape, exptime, rate):
     return x0, y0, x1, y1, e, width
 
 
+POISSON_GAUSS_MIN = 30.0
+"""Means (e-) from which Poisson deviates come from the skewness-corrected normal approximation."""
+
+
+def poisson(rng: np.random.Generator, lam: np.ndarray) -> np.ndarray:
+    """Poisson deviates of a 2D array of means (float64): exact below POISSON_GAUSS_MIN,
+    Cornish-Fisher normal approximation above (5-10x faster than ``rng.poisson``)."""
+    lam = np.ascontiguousarray(lam, dtype=np.float64)
+    out = np.empty_like(lam)
+    z = rng.standard_normal(lam.shape, dtype=np.float32)
+    kernels.poisson_large(lam, z, out)
+    small = np.flatnonzero((lam < POISSON_GAUSS_MIN).ravel())
+    if small.size:
+        u = rng.random(small.size)
+        kernels.poisson_small(lam.ravel(), small, u, out.reshape(-1))
+    return out
+
+
 def expose(p: SurveyParams, det: DetectorGeom, rng, signal_e: np.ndarray | None, exptime: float,
            cr_rate: float):
     """Poisson noise, dark current, saturation bleed and cosmic rays on a detector; e- image + CR table."""
     lam = dark_map_cached(p, det) * exptime
     if signal_e is not None:
         lam = lam + signal_e
-    img = rng.poisson(lam).astype(np.float64)
-    fw = det.amp_map("full_well")
-    if np.any(img > fw):
-        kernels.bleed_columns(img, fw)
+    img = poisson(rng, lam)
+    fw = full_well_cached(p, det)
+    cols = np.flatnonzero((img > fw).any(axis=0))
+    if cols.size:
+        kernels.bleed_columns(img, fw, cols)
     crs = cosmic_rays(rng, det.shape, exptime, cr_rate)
     kernels.deposit_tracks(img, *crs)
     return img, crs
@@ -529,11 +573,14 @@ def science_frame(p: SurveyParams, camera: Camera, cat: SkyCatalog, mags: np.nda
     signal = render_objects((ny, nx), x, y, flux_e, is_star, fwhm_px, visit.beta,
                             (visit.psf_e1, visit.psf_e2), gcov, re_px,
                             np.nan_to_num(cat.sersic_n[sel], nan=1.0))
-    yy, xx = np.mgrid[0:ny, 0:nx]
     R = camera.fp_radius
-    sky = visit.sky * (1.0 + visit.sky_gx * (det.fp_x0 + xx) / R + visit.sky_gy * (det.fp_y0 + yy) / R)
-    lam = (signal + sky) * response
-    fw = det.amp_map("full_well")
+    gx = visit.sky * visit.sky_gx * (det.fp_x0 + np.arange(nx)) / R
+    gy = visit.sky * (1.0 + visit.sky_gy * (det.fp_y0 + np.arange(ny)) / R)
+    signal += gy[:, None]
+    signal += gx[None, :]
+    signal *= response
+    lam = signal
+    fw = full_well_cached(p, det)
     inside = np.flatnonzero((x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5))
     ix = np.floor(x[inside] + 0.5).astype(int)
     iy = np.floor(y[inside] + 0.5).astype(int)
@@ -577,15 +624,8 @@ def science_frame(p: SurveyParams, camera: Camera, cat: SkyCatalog, mags: np.nda
     return electrons, truth, crs, frame
 
 
-_DARK_CACHE: dict = {}
-
-
 def dark_map_cached(p: SurveyParams, det: DetectorGeom) -> np.ndarray:
-    key = (p.seed, det.detector, det.shape)
-    if key not in _DARK_CACHE:
-        _DARK_CACHE.clear()
-        _DARK_CACHE[key] = dark_map(p, det)
-    return _DARK_CACHE[key]
+    return _cached("dark", p, det, lambda: dark_map(p, det))
 
 
 def frame_rng(p: SurveyParams, expid: int, det: int) -> np.random.Generator:
@@ -617,7 +657,6 @@ def run_survey(outdir: Path, p: SurveyParams, progress=None) -> SimulationResult
     step = progress or (lambda n=1: None)
     truth_rows, cr_rows, frames = [], [], []
     for d in camera.detectors:
-        _DARK_CACHE.clear()
         for i in range(p.n_bias):
             expid, mjd = 100 + i, p.mjd0 + 0.80 + 0.001 * i
             rng = frame_rng(p, expid, d.detector)

@@ -513,3 +513,23 @@ def test_true_wcs_has_radial_distortion(survey):
     x_lin, _ = w.wcs_world2pix(sip, 0)[0]
     assert x_lin - px[0, 0] == pytest.approx(2e-11 * 1000 ** 3, rel=1e-3)
     assert not np.allclose(lin, sip, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 4.0, 29.0, 31.0, 400.0, 20000.0])
+def test_poisson_deviates(lam):
+    """Mean, variance and skewness of the fast Poisson generator match the Poisson law."""
+    from scipy import stats
+    rng = np.random.default_rng(11)
+    k = sv.poisson(rng, np.full((400, 500), lam))
+    assert (k == np.round(k)).all() and (k >= 0).all()
+    n = k.size
+    if lam == 0:
+        assert (k == 0).all()
+        return
+    assert abs(k.mean() - lam) < 5 * math.sqrt(lam / n)
+    assert k.var() == pytest.approx(lam, rel=5 * math.sqrt(2 / n) + 1e-3)
+    assert stats.skew(k.ravel()) == pytest.approx(1 / math.sqrt(lam), abs=0.03)
+    if lam < 100:   # whole distribution
+        ks = np.arange(0, int(lam + 8 * math.sqrt(lam) + 5))
+        obs = np.array([(k == v).mean() for v in ks])
+        assert np.abs(obs - stats.poisson.pmf(ks, lam)).max() < 0.004
