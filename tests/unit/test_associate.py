@@ -424,3 +424,37 @@ def test_nearest_within_matches_brute_force(ra0, dec0, n, seed):
     # equal distances to rounding: compare the distances, not only the indices
     ok = (got == want) | ((got >= 0) & (want >= 0) & np.isclose(d2[np.arange(50), got], d2[np.arange(50), want], rtol=1e-9))
     assert np.all(ok)
+
+
+def _line_table(offsets_arcsec, frames, dec=20.0):
+    """Sources along RA at given offsets (arcsec on sky) in given frames (visit numbers)."""
+    n = len(offsets_arcsec)
+    frames = np.asarray(frames)
+    cv = ccd_visit_id(frames, 0)
+    idx = np.array([np.sum(frames[:i] == frames[i]) for i in range(n)])
+    off = np.asarray(offsets_arcsec, float) / 3600 / np.cos(np.radians(dec))
+    return pa.table(dict(
+        sourceId=source_id(cv, idx), ccdVisitId=cv, band=["r"] * n, midpointMjdTai=60000.0 + frames,
+        ra=100.0 + off, dec=np.full(n, dec), raErr=np.full(n, 0.02 / 3600), decErr=np.full(n, 0.02 / 3600),
+        psfFlux=np.full(n, 1000.0), psfFluxErr=np.full(n, 10.0), flags=np.zeros(n, np.int32),
+        extendedness=np.zeros(n), snr=np.full(n, 100.0)))
+
+
+def test_chain_is_split_at_the_running_mean():
+    # friends-of-friends links 0-0.8-1.6 arcsec; the mean after two frames is at 0.4, 1.2 away
+    res = associate(_line_table([0.0, 0.8, 1.6], [1, 2, 3]), ["r"], AssociationConfig())
+    ids = res.object_ids
+    assert ids[0] == ids[1] != ids[2]
+    assert res.objects.num_rows == 2
+
+
+def test_one_frame_pair_within_radius_stays_two_objects_and_greedy_nearest():
+    # frame 1: two sources 0.9 arcsec apart; frame 2: one near each; frame 3: one in between
+    t = _line_table([0.0, 0.9, 0.1, 0.85, 0.5], [1, 1, 2, 2, 3])
+    ids = associate(t, ["r"], AssociationConfig()).object_ids
+    assert ids[0] != ids[1]
+    assert ids[2] == ids[0] and ids[3] == ids[1]
+    assert ids[4] in (ids[0], ids[1])
+    # a larger radius merges nothing more within a frame
+    ids2 = associate(t, ["r"], AssociationConfig(radius=5.0)).object_ids
+    assert ids2[0] != ids2[1]
