@@ -465,6 +465,45 @@ def test_refcat_select_anywhere_on_the_sky(ra0, dec0, rot, ny, nx, seed):
     assert np.all((rs.ra >= 0) & (rs.ra < 360))
 
 
+_DETERMINISM_SCRIPT = """
+import sys
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+from minidr.calibrate.astrometry import fit_wcs
+from minidr.config import AstrometryConfig
+d = np.load(sys.argv[1])
+w = WCS(fits.Header.fromstring(str(d["header"])))
+r = fit_wcs(d["x"], d["y"], d["flux"], w, tuple(d["shape"]), d["ref_ra"], d["ref_dec"], d["ref_mag"],
+            AstrometryConfig(), xerr=d["xerr"], yerr=d["yerr"])
+print(repr(r.wcs.to_header(relax=True).tostring()), r.n_matches, repr(r.rms))
+"""
+
+
+def test_fit_is_bit_identical_across_thread_settings(tmp_path):
+    """Same inputs, one BLAS thread (subprocess) vs the default: the same WCS to the last bit."""
+    import os
+    import subprocess
+    import sys
+
+    sc = make_scene(15, shape=(1200, 1600))
+    np.savez(tmp_path / "scene.npz", x=sc.x, y=sc.y, flux=sc.flux, xerr=sc.xerr, yerr=sc.yerr,
+             shape=np.array(sc.shape), ref_ra=sc.ref_ra, ref_dec=sc.ref_dec, ref_mag=sc.ref_mag,
+             header=np.array(sc.header_wcs.to_header().tostring()))
+    script = tmp_path / "det.py"
+    script.write_text(_DETERMINISM_SCRIPT)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "scene.npz")], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    from astropy.io import fits
+
+    header_wcs = WCS(fits.Header.fromstring(sc.header_wcs.to_header().tostring()))  # as the subprocess has it
+    r = fit_wcs(sc.x, sc.y, sc.flux, header_wcs, sc.shape, sc.ref_ra, sc.ref_dec, sc.ref_mag, CFG,
+                xerr=sc.xerr, yerr=sc.yerr)
+    here = f"{r.wcs.to_header(relax=True).tostring()!r} {r.n_matches} {r.rms!r}\n"
+    assert out == here and "CRVAL1" in out
+
+
 def test_timing_recorded_for_docs(capsys):
     """Not a timing assertion: prints the per-frame time for docs/calibration.md."""
     sc = make_scene(9, shape=(2000, 2000), n_ref=600, n_extra=800)
