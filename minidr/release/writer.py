@@ -102,12 +102,48 @@ def _add_healpix(table: pa.Table, ra_column: str, dec_column: str, name: str) ->
     return table.add_column(0, healpix_field(), hp)
 
 
+def _adjacent_equal(keys: pa.Table) -> np.ndarray:
+    """``out[i]`` is True when rows i and i+1 of ``keys`` are equal in every column
+    (null equals null and NaN equals NaN here: such rows are unordered ties)."""
+    n = keys.num_rows
+    out = np.ones(max(n - 1, 0), dtype=bool)
+    for col in keys.columns:
+        a, b = col.slice(0, n - 1), col.slice(1)
+        eq = pc.fill_null(pc.equal(a, b), False)
+        if col.null_count:
+            eq = pc.or_(eq, pc.and_(pc.is_null(a), pc.is_null(b)))
+        if pa.types.is_floating(col.type):
+            eq = pc.or_(eq, pc.fill_null(pc.and_(pc.is_nan(a), pc.is_nan(b)), False))
+        out &= eq.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+    return out
+
+
+def _refine(table: pa.Table, order: np.ndarray, tie: np.ndarray, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Sort the runs of tied rows (``tie`` between sorted neighbours) by ``keys``; return the
+    new order and the ties left between neighbours equal on every key."""
+    in_tie = np.zeros(order.size, dtype=bool)
+    in_tie[1:] |= tie
+    in_tie[:-1] |= tie
+    pos = np.flatnonzero(in_tie)
+    sub = table.select(keys).take(order[pos])
+    perm = pc.sort_indices(sub, sort_keys=[(c, "ascending") for c in keys]).to_numpy()
+    order = order.copy()
+    order[pos] = order[pos][perm]
+    # ties left: neighbours inside the runs, equal on all keys (runs differ in _healpix_29)
+    left = np.zeros_like(tie)
+    sub_eq = _adjacent_equal(sub.take(perm))
+    inner = pos[1:] == pos[:-1] + 1
+    left[pos[:-1][inner]] = sub_eq[inner]
+    return order, left
+
+
 def _row_order(table: pa.Table, sort_columns: tuple[str, ...], name: str) -> np.ndarray:
     """Row indices sorting ``table`` by (_healpix_29, *sort_columns, every other column).
 
-    The bulk of the work is one stable argsort of ``_healpix_29``; only rows sharing a
-    ``_healpix_29`` value are sorted further, by the remaining keys, so the order is a
-    total order of the row values (identical rows are indistinguishable anyway).
+    The bulk of the work is one argsort of ``_healpix_29``; only runs of rows sharing a
+    ``_healpix_29`` value are sorted further, first by ``sort_columns`` (reading only those
+    columns) and, where rows still tie, by every other column. The result is a total order
+    of the row values (identical rows are interchangeable), whatever the input order.
     """
     for col in sort_columns:
         if col not in table.column_names:
@@ -117,18 +153,13 @@ def _row_order(table: pa.Table, sort_columns: tuple[str, ...], name: str) -> np.
     if hp.size < 2:
         return order
     hs = hp[order]
-    eq = hs[1:] == hs[:-1]
-    if not eq.any():
-        return order
-    in_tie = np.zeros(hp.size, dtype=bool)
-    in_tie[1:] |= eq
-    in_tie[:-1] |= eq
-    pos = np.flatnonzero(in_tie)
-    sub = table.take(order[pos])
-    rest = [c for c in table.column_names if c != HEALPIX_COLUMN and c not in sort_columns]
-    keys = [HEALPIX_COLUMN, *sort_columns, *(c for c in rest if _sortable(table.schema.field(c).type))]
-    perm = pc.sort_indices(sub, sort_keys=[(c, "ascending") for c in keys]).to_numpy()
-    order[pos] = order[pos][perm]
+    tie = hs[1:] == hs[:-1]
+    if tie.any() and sort_columns:
+        order, tie = _refine(table, order, tie, [HEALPIX_COLUMN, *sort_columns])
+    if tie.any():
+        rest = [c for c in table.column_names if c != HEALPIX_COLUMN and c not in sort_columns]
+        keys = [HEALPIX_COLUMN, *sort_columns, *(c for c in rest if _sortable(table.schema.field(c).type))]
+        order, _ = _refine(table, order, tie, keys)
     return order
 
 

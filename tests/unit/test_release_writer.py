@@ -250,3 +250,28 @@ def test_bad_given_healpix_column(tmp_path):
     t = pa.table({"ra": [10.0], "dec": [0.0], "_healpix_29": pa.array([-1], type=pa.int64())})
     with pytest.raises(InputError, match="_healpix_29"):
         write_hats_catalog(t, tmp_path / "a", name="T", ra_column="ra", dec_column="dec", partition_rows=5)
+
+
+def test_ties_on_position_and_id_columns(tmp_path):
+    # forced-photometry-like: many rows per position; ids unique except a few duplicated
+    # rows that differ only in later columns (including NaN and null values)
+    rng = np.random.default_rng(4)
+    n = 600
+    pos = rng.integers(0, 20, n)
+    ids = np.arange(n) // 2  # pairs share an id
+    v = rng.normal(size=n)
+    v[::7] = np.nan
+    w = pa.array([None if i % 5 == 0 else f"b{i % 3}" for i in range(n)])
+    t = pa.table({"ra": 10.0 + pos * 1e-3, "dec": np.full(n, -5.0), "id": ids, "v": v, "w": w})
+    digests = []
+    for k in range(3):
+        perm = np.arange(n) if k == 0 else rng.permutation(n)
+        d = tmp_path / f"t{k}"
+        write_hats_catalog(t.take(perm), d, name="T", ra_column="ra", dec_column="dec", partition_rows=50,
+                           sort_columns=("id",))
+        digests.append(_tree_digest(d))
+    assert digests[0] == digests[1] == digests[2]
+    got = pds.parquet_dataset(str(tmp_path / "t0" / "dataset" / "_metadata")).to_table()
+    hp, idc = got["_healpix_29"].to_numpy(), got["id"].to_numpy()
+    key = hp.astype(object) * 10**6 + idc
+    assert list(key) == sorted(key)
