@@ -272,6 +272,15 @@ def associate(sources: pa.Table, bands: list[str], cfg: AssociationConfig) -> As
     return AssociationResult(out_ids, objects)
 
 
+def _band_codes(column, bands) -> np.ndarray:
+    """Index in ``bands`` of each row's band (-1 for other bands or null)."""
+    enc = column.combine_chunks().cast(pa.string()).dictionary_encode()
+    lut = np.array([bands.index(v) if v in bands else -1 for v in enc.dictionary.to_pylist()] + [-1], np.int64)
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    idx = np.where(np.isnan(idx), len(lut) - 1, idx).astype(np.int64) if idx.dtype.kind == "f" else idx.astype(np.int64)
+    return lut[idx]
+
+
 def _object_table(sources, canon, obj, n_obj, obj_ra, obj_dec, ra_err, dec_err, bands) -> pa.Table:
     """Object rows (sorted by objectId = obj + 1) from canonical-order source columns."""
     def col(name, dtype=np.float64):
@@ -309,12 +318,12 @@ def _object_table(sources, canon, obj, n_obj, obj_ra, obj_dec, ra_err, dec_err, 
         cols["firstMjd"] = np.where(np.isfinite(first), first, np.nan)
         cols["lastMjd"] = np.where(np.isfinite(last), last, np.nan)
 
-        band = _column(sources, "band", None)[canon].astype(str)
+        band = _band_codes(sources.column("band"), bands)[canon]
         flux = col("psfFlux")
         ferr = col("psfFluxErr")
         usable = good_flags & np.isfinite(flux) & np.isfinite(ferr) & (ferr > 0)
-        for b in bands:
-            sel = usable & (band == b)
+        for ib, b in enumerate(bands):
+            sel = usable & (band == ib)
             o = obj[sel]
             f = flux[sel]
             wv = 1.0 / np.square(ferr[sel])
