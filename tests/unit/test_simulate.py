@@ -533,3 +533,19 @@ def test_poisson_deviates(lam):
         ks = np.arange(0, int(lam + 8 * math.sqrt(lam) + 5))
         obs = np.array([(k == v).mean() for v in ks])
         assert np.abs(obs - stats.poisson.pmf(ks, lam)).max() < 0.004
+
+
+def test_committed_sample_matches_its_readme():
+    """data_samples/ was made by the command its README gives, and stays under 12 MB."""
+    import json
+    root = Path(__file__).resolve().parents[2] / "data_samples"
+    params = json.loads((root / "simulate.json").read_text())
+    readme = (root / "README.md").read_text()
+    assert "--visits 3 --detectors 2 --bands gr --size 1024x368" in readme
+    assert "--seed 42 --compress --biases 3 --darks 2 --flats 2" in readme
+    want = dict(visits=3, detectors=2, bands="gr", shape=[368, 1024], seed=42, compress=True,
+                n_bias=3, n_dark=2, n_flat=2)
+    assert {k: params[k] for k in want} == want
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert total < 12_000_000
+    assert len(list((root / "raw" / "science").glob("*.fits.fz"))) == 12
