@@ -144,15 +144,21 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg):
     stars on the shoulders of brighter ones, which make no peak of their own in the
     smoothed image). Returns (y, x) int arrays of new peaks: above ``cfg.detection.threshold``
     sigma of the smoothed noise (variance plane, including the sources' Poisson noise), more
-    than 0.8 FWHM from every known source and away from extended or saturated ones."""
+    than 0.8 FWHM from every known source and away from saturated ones and extended ones
+    larger than 1.5 times the PSF in ixx + iyy."""
     from scipy.spatial import cKDTree
 
     from . import detect_kernels as dk
     from .background import gaussian_kernel1d
+    from .deblend import deblend_peaks
     from .detect import CLEAN_BITS
 
     ny, nx = bgsub.shape
-    point = (src["extendedness"] != 1.0) & ((src["flags"] & int(SourceFlag.SATURATED)) == 0)
+    t = src["ixx"] + src["iyy"]
+    ps = _near(src, psf.stars, 1.0)
+    tpsf = float(np.nanmedian(t[ps])) if ps.any() else np.inf
+    big = (src["extendedness"] == 1.0) & ~(t < 1.5 * tpsf)
+    point = ~big & ((src["flags"] & int(SourceFlag.SATURATED)) == 0)
     alpha, beta, e1, e2 = psf.params_at(src["x"], src["y"])
     flux = np.where(point, src["psfFlux"] / psf.apcorr, 0.0)
     model = kernels.render_psf_models(ny, nx, src["x"], src["y"], flux, alpha, beta, e1, e2, 2 * psf.fit_radius)
@@ -165,9 +171,10 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg):
     labels, n = dk.label8(core)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    npix, _, _, py, px = dk.label_stats(labels, n, sm)
-    ok = npix[1:] >= cfg.detection.min_pixels
-    py, px = py[1:][ok], px[1:][ok]
+    npix, _, _, _, _ = dk.label_stats(labels, n, sm)
+    py, px = deblend_peaks(sm, labels, n, variance, rms, knorm, cfg.detection)
+    ok = npix[labels[py, px]] >= cfg.detection.min_pixels
+    py, px = py[ok], px[ok]
     if py.size == 0 or len(src) == 0:
         return py, px
     tree = cKDTree(np.column_stack([src["x"], src["y"]]))
@@ -176,7 +183,7 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg):
     avoid = ~point
     if avoid.any():
         size = np.sqrt(np.nan_to_num(src["ixx"][avoid] + src["iyy"][avoid], nan=0.0))
-        rad = np.maximum(2.0 * psf.fwhm, 3.0 * size)
+        rad = np.clip(2.0 * size, 2.0 * psf.fwhm, 4.0 * psf.fwhm)
         at = cKDTree(np.column_stack([src["x"][avoid], src["y"][avoid]]))
         for i, nb in enumerate(at.query_ball_point(np.column_stack([px, py]), rad.max())):
             if any(np.hypot(px[i] - src["x"][avoid][j], py[i] - src["y"][avoid][j]) < rad[j] for j in nb):
