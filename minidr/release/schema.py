@@ -198,12 +198,12 @@ def schema_for(name: str, bands: list[str] | None = None) -> pa.Schema:
     return fixed[name]
 
 
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+def conform(table: pa.Table, schema: pa.Schema, name: str | None = None) -> pa.Table:
     """``table`` reduced to ``schema``: columns selected, ordered and cast, metadata attached.
 
     Extra columns are dropped. ``_healpix_29`` may be absent (the writer computes it), as
     may optional columns (filled with nulls). Any other missing column, or one that cannot
-    be cast, raises :class:`InputError` naming it.
+    be cast, raises :class:`InputError` naming it (and ``name``, the table, when given).
     """
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
@@ -214,7 +214,7 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if f.name not in names and f.name != HEALPIX_COLUMN and (f.metadata or {}).get(b"optional") != b"1"
     ]
     if missing:
-        raise InputError(f"missing column(s) {', '.join(missing)}", keyword=", ".join(missing))
+        raise InputError(f"missing column(s) {', '.join(missing)}", path=name)
     fields, columns = [], []
     for f in schema:
         if f.name not in names:
@@ -227,7 +227,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
                 try:
                     col = col.cast(f.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise InputError(f"cannot convert {col.type} to {f.type}: {exc}", keyword=f.name) from None
+                    raise InputError(f"cannot convert {col.type} to {f.type}: {exc}", path=name,
+                                     keyword=f.name) from None
             columns.append(col)
         fields.append(f)
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))

@@ -348,10 +348,7 @@ def _conform_known(name: str, table: pa.Table) -> pa.Table:
     if name not in TABLES:
         return table
     bands = _object_bands(table) if name == "Object" else None
-    try:
-        return conform(table, schema_for(name, bands))
-    except InputError as exc:
-        raise InputError(f"{name}: {exc}") from None
+    return conform(table, schema_for(name, bands), name=name)
 
 
 def _forced_positions(forced: pa.Table, obj: pa.Table, ra: str, dec: str) -> pa.Table:
