@@ -169,10 +169,11 @@ def read_positions(path: str):
 @click.option("--table", default="Object", show_default=True, help="Release table to match against.")
 @click.option("--ra-column", default="ra", show_default=True, help="RA column of INPUT [deg].")
 @click.option("--dec-column", default="dec", show_default=True, help="Dec column of INPUT [deg].")
+@click.option("--columns", default=None, help="Comma-separated columns of the match (default: all).")
 @format_option
 @output_option
 @quiet_option
-def xmatch(repo, input_path, release_name, radius, table, ra_column, dec_column, fmt, output, quiet):
+def xmatch(repo, input_path, release_name, radius, table, ra_column, dec_column, columns, fmt, output, quiet):
     """Nearest release row within --radius of each position in INPUT (CSV, Parquet or FITS).
 
     Every input row is kept; unmatched rows get nulls and no separation.
@@ -180,7 +181,8 @@ def xmatch(repo, input_path, release_name, radius, table, ra_column, dec_column,
     positions = read_positions(input_path)
     dr = _open(repo, release_name)
     result = _run_interruptible(dr, lambda: dr.xmatch(positions, radius_arcsec=radius, table=table,
-                                                      ra_column=ra_column, dec_column=dec_column))
+                                                      ra_column=ra_column, dec_column=dec_column,
+                                                      columns=columns))
     n = int(result["separation"].is_valid().to_numpy(zero_copy_only=False).sum()) if "separation" in result.column_names else 0
     message(f"{n} of {result.num_rows} positions matched within {radius:g} arcsec", quiet)
     _emit(result, fmt, output, quiet)

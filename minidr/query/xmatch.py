@@ -68,7 +68,7 @@ def _column(table: pa.Table, name: str, what: str) -> np.ndarray:
 
 
 def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Object", ra_column: str = "ra",
-           dec_column: str = "dec") -> pa.Table:
+           dec_column: str = "dec", columns=None) -> pa.Table:
     """See :meth:`minidr.query.Release.xmatch`."""
     user = to_arrow(positions)
     cat = release._catalog(table)
@@ -89,7 +89,16 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
     k = neighbour_order(r_deg, max_order=20)
     shift = 2 * (ORDER_MAX - k)
 
-    cat_cols = [c for c in cat.schema.names if c != "_healpix_29"]
+    if columns is None:
+        cat_cols = [c for c in cat.schema.names if c != "_healpix_29"]
+    else:
+        if isinstance(columns, str):
+            columns = [c.strip() for c in columns.split(",") if c.strip()]
+        names = {c.lower(): c for c in cat.schema.names}
+        bad = [c for c in columns if c.lower() not in names]
+        if bad:
+            raise QueryError(f"unknown column {bad[0]!r} of {cat.name}; columns: {', '.join(cat.schema.names)}")
+        cat_cols = [names[c.lower()] for c in columns]
     taken = {c.lower() for c in user.column_names}
     out_names = []
     for c in cat_cols:
