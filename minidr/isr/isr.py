@@ -96,13 +96,14 @@ def _run_amps(plans, shape, use_calibs, bias, dark, flat, masks, exptime):
     img = np.empty(shape, dtype=np.float32)
     var = np.empty(shape, dtype=np.float32)
     mask = np.empty(shape, dtype=np.uint16)  # DETSECs tile the detector: every pixel is written
+    row_or = np.zeros(shape[0], dtype=np.int64)
     mb, md, mf = masks
-    for p in plans:
+    for p in plans:  # one amplifier after the other (row_or is shared)
         d, t = p.datasec, p.detsec
         k.isr_amp(p.pixels, p.level, d.y0, d.y1, d.x0, d.x1, t.y0, t.x0, bool(t.flip_x),
                   bool(t.flip_y), p.gain, p.rdnoise, p.saturate, use_calibs, bias, dark, flat,
-                  mb, md, mf, float(exptime), img, var, mask)
-    return img, var, mask
+                  mb, md, mf, float(exptime), img, var, mask, row_or)
+    return img, var, mask, row_or
 
 
 def _check_coverage(raw: RawExposure):
@@ -127,9 +128,9 @@ def assemble(raw: RawExposure, cfg: IsrConfig | Config) -> AssembledImage:
     cfg = cfg.isr if isinstance(cfg, Config) else cfg
     _check_coverage(raw)
     plans = _plan(raw, cfg)
-    img, _var, mask = _run_amps(plans, raw.info.shape, False, _DUMMY_F, _DUMMY_F, _DUMMY_F,
-                                (_DUMMY_M, _DUMMY_M, _DUMMY_M), 0.0)
-    k.grow_mask_bit(mask, int(MaskBit.SAT), int(cfg.saturation_grow))
+    img, _var, mask, row_or = _run_amps(plans, raw.info.shape, False, _DUMMY_F, _DUMMY_F,
+                                        _DUMMY_F, (_DUMMY_M, _DUMMY_M, _DUMMY_M), 0.0)
+    k.grow_mask_bit(mask, int(MaskBit.SAT), int(cfg.saturation_grow), row_or)
     return AssembledImage(
         image=img,
         mask=mask,
@@ -186,15 +187,15 @@ def run(raw: RawExposure, bias: MasterCalib, dark: MasterCalib | None, flat: Mas
         dm = np.zeros(shape, dtype=np.uint16)
     masks = (np.ascontiguousarray(bias.mask, dtype=np.uint16), dm,
              np.ascontiguousarray(flat.mask, dtype=np.uint16))
-    img, var, mask = _run_amps(plans, shape, True, b, dk, f, masks, float(info.exptime))
-    k.grow_mask_bit(mask, int(MaskBit.SAT), int(icfg.saturation_grow))
+    img, var, mask, row_or = _run_amps(plans, shape, True, b, dk, f, masks, float(info.exptime))
+    k.grow_mask_bit(mask, int(MaskBit.SAT), int(icfg.saturation_grow), row_or)
     if icfg.interpolate_defects:
-        k.interpolate_rows(img, var, mask, _DEFECTS, int(MaskBit.SAT))
+        k.interpolate_rows(img, var, mask, _DEFECTS, int(MaskBit.SAT), row_or)
     n_cr = 0
     if icfg.cosmic_rays and info.imagetyp == "science":
-        n_cr = find_cosmic_rays(img, var, mask, icfg)
+        n_cr = find_cosmic_rays(img, var, mask, icfg, row_or)
 
-    counts = k.count_bits(mask)
+    counts = k.count_bits(mask, row_or)
     npix = np.array([p.datasec.shape[0] * p.datasec.shape[1] for p in plans], dtype=float)
     gains = np.array([p.gain for p in plans])
     rns = np.array([p.rdnoise for p in plans])
@@ -233,7 +234,7 @@ def _header_wcs(info):
 
 
 def find_cosmic_rays(image: np.ndarray, variance: np.ndarray, mask: np.ndarray,
-                     cfg: IsrConfig | Config) -> int:
+                     cfg: IsrConfig | Config, row_or: np.ndarray | None = None) -> int:
     """Find cosmic rays in an ISR-corrected image (e-, variance e-^2), in place.
 
     Seeds are pixels ``cr_sigma`` above the local sky that are sharper than any star can be
@@ -242,6 +243,7 @@ def find_cosmic_rays(image: np.ndarray, variance: np.ndarray, mask: np.ndarray,
     The final set is grown by one pixel, flagged CR | INTERP in ``mask`` and replaced in
     ``image`` and ``variance`` by the median of surrounding unflagged pixels. Saturated, bad,
     hot and no-data pixels are never flagged. Returns the number of CR pixels (after growth).
+    ``row_or`` (int64 per row, the OR of each row's mask bits), if given, is kept up to date.
     """
     cfg = cfg.isr if isinstance(cfg, Config) else cfg
     if image.ndim != 2 or image.shape != variance.shape or image.shape != mask.shape:
@@ -277,6 +279,8 @@ def find_cosmic_rays(image: np.ndarray, variance: np.ndarray, mask: np.ndarray,
     image[gy, gx] = vals
     variance[gy, gx] = vvar
     mask[gy, gx] |= np.uint16(MaskBit.CR | MaskBit.INTERP)
+    if row_or is not None:
+        row_or[np.unique(gy)] |= int(MaskBit.CR | MaskBit.INTERP)
     return int(gy.size)
 
 

@@ -76,7 +76,9 @@ def _reversed(row):
 
 @njit
 def _row_calib(src, b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2, sat_adu, exptime):
-    """One output row of :func:`isr_amp` with calibrations (``src`` already in output order)."""
+    """One output row of :func:`isr_amp` with calibrations (``src`` already in output order).
+    Returns the OR of the row's mask bits."""
+    acc = np.int64(0)
     for i in range(oi.shape[0]):
         raw = src[i]
         s = (raw - lvl) * gain - b[i] - d[i] * exptime
@@ -90,11 +92,14 @@ def _row_calib(src, b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2, sat_adu, e
         oi[i] = s / f if ok else 0.0
         ov[i] = (max(s, 0.0) + rn2) / (f * f) if ok else 0.0
         om[i] = bits
+        acc |= bits
+    return acc
 
 
 @njit
 def _row_plain(src, oi, ov, om, lvl, gain, rn2, sat_adu):
-    """One output row of :func:`isr_amp` without calibrations."""
+    """One output row of :func:`isr_amp` without calibrations; returns the OR of its bits."""
+    acc = np.int64(0)
     for i in range(oi.shape[0]):
         raw = src[i]
         s = (raw - lvl) * gain
@@ -107,12 +112,14 @@ def _row_plain(src, oi, ov, om, lvl, gain, rn2, sat_adu):
         oi[i] = s if ok else 0.0
         ov[i] = max(s, 0.0) + rn2 if ok else 0.0
         om[i] = bits
+        acc |= bits
+    return acc
 
 
 @njit(parallel=True)
 def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdnoise,
             sat_adu, use_calibs, bias, dark, flat, mask_b, mask_d, mask_f, exptime,
-            out_img, out_var, out_mask):
+            out_img, out_var, out_mask, row_or):
     """One amplifier in one pass: overscan, trim, flip, gain, bias, dark, flat, variance, mask.
 
     ``amp`` raw ADU array; ``level[r]`` the smoothed overscan level of amp row r [ADU];
@@ -121,7 +128,9 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
     [e-] with variance ``(max(pre-flat signal, 0) + rdnoise^2) / flat^2`` [e-^2], and the
     three calib masks are OR-ed in; without, bias/dark/flat/masks are not read (pass 1x1
     dummies). Pixels at or above ``sat_adu`` get SAT; a non-finite result or a flat <= 0
-    gets NO_DATA (value 0) for later interpolation. Output rows are written in order; a
+    gets NO_DATA (value 0) for later interpolation. ``row_or[oy]`` accumulates (OR) the mask
+    bits of each output row, so that later mask passes can skip clean rows (amplifiers must be
+    run one after the other: rows shared by two amplifiers are OR-ed, not raced). Output rows are written in order; a
     flipped amplifier's rows are read backwards. Per-row views indexed from 0 keep the inner
     loops free of negative-index checks, so they vectorise.
     """
@@ -146,36 +155,38 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
             md = mask_d[oy, ox0:ox0 + nx]
             mf = mask_f[oy, ox0:ox0 + nx]
             if flip_x:
-                _row_calib(_reversed(amp[r, dx0:dx1]), b, d, fl, mb, md, mf, oi, ov, om, lvl, gain,
-                           rn2, sat_adu, exptime)
+                acc = _row_calib(_reversed(amp[r, dx0:dx1]), b, d, fl, mb, md, mf, oi, ov, om, lvl,
+                                 gain, rn2, sat_adu, exptime)
             else:
-                _row_calib(amp[r, dx0:dx1], b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2,
-                           sat_adu, exptime)
+                acc = _row_calib(amp[r, dx0:dx1], b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2,
+                                 sat_adu, exptime)
         else:
             if flip_x:
-                _row_plain(_reversed(amp[r, dx0:dx1]), oi, ov, om, lvl, gain, rn2, sat_adu)
+                acc = _row_plain(_reversed(amp[r, dx0:dx1]), oi, ov, om, lvl, gain, rn2, sat_adu)
             else:
-                _row_plain(amp[r, dx0:dx1], oi, ov, om, lvl, gain, rn2, sat_adu)
+                acc = _row_plain(amp[r, dx0:dx1], oi, ov, om, lvl, gain, rn2, sat_adu)
+        row_or[oy] |= acc
 
 
 # --- masks --------------------------------------------------------------------------------
 
 
 @njit(parallel=True)
-def grow_mask_bit(mask, bit, radius):
+def grow_mask_bit(mask, bit, radius, row_or):
     """Dilate mask bit ``bit`` by a square of half-size ``radius`` pixels, in place.
 
-    Rows without the bit cost one read-only scan."""
+    ``row_or[y]`` is the OR of row y's mask bits (rows without ``bit`` are skipped); rows
+    that gain the bit get it added there too."""
     ny, nx = mask.shape
     if radius <= 0:
         return
     has = np.zeros(ny, dtype=np.uint8)
-    for y in prange(ny):
-        for x in range(nx):
-            if mask[y, x] & bit:
-                has[y] = 1
-                break
-    if not has.any():
+    anyrow = False
+    for y in range(ny):
+        if row_or[y] & bit:
+            has[y] = 1
+            anyrow = True
+    if not anyrow:
         return
     tmp = np.zeros((ny, nx), dtype=np.uint8)
     for y in prange(ny):
@@ -201,14 +212,18 @@ def grow_mask_bit(mask, bit, radius):
                     if tmp[k, x]:
                         mask[y, x] |= bit
                         break
+        row_or[y] |= bit
 
 
 @njit(parallel=True)
-def count_bits(mask):
-    """Number of pixels with each of the 16 bits of a uint16 mask set (int64[16])."""
+def count_bits(mask, row_or):
+    """Number of pixels with each of the 16 bits of a uint16 mask set (int64[16]); rows whose
+    ``row_or`` is 0 are skipped."""
     ny, nx = mask.shape
     per_row = np.zeros((ny, 16), dtype=np.int64)
     for y in prange(ny):
+        if row_or[y] == 0:
+            continue
         for x in range(nx):
             v = mask[y, x]
             if v:
@@ -219,15 +234,18 @@ def count_bits(mask):
 
 
 @njit(parallel=True)
-def interpolate_rows(image, variance, mask, badbits, keepbits):
+def interpolate_rows(image, variance, mask, badbits, keepbits, row_or):
     """Replace pixels with any of ``badbits`` (and none of ``keepbits``) by linear
     interpolation along their row between the nearest good pixels; set INTERP. In place.
 
     A run touching the row end takes the value of its one good neighbour; a row with no
-    good pixel is left as is.
+    good pixel is left as is. Rows whose ``row_or`` lacks ``badbits`` are skipped.
     """
     ny, nx = image.shape
     for y in prange(ny):
+        if not (row_or[y] & badbits):
+            continue
+        row_or[y] |= INTERP
         x = 0
         while x < nx:
             mm = mask[y, x]

@@ -109,7 +109,7 @@ def _run_single(raw, shape):
     from minidr.isr.isr import _DUMMY_F, _DUMMY_M, _plan, _run_amps
 
     plans = _plan(raw, CFG.isr)
-    return _run_amps(plans, shape, False, _DUMMY_F, _DUMMY_F, _DUMMY_F, (_DUMMY_M,) * 3, 0.0)
+    return _run_amps(plans, shape, False, _DUMMY_F, _DUMMY_F, _DUMMY_F, (_DUMMY_M,) * 3, 0.0)[:3]
 
 
 def test_flipped_amplifiers_explicit_marker():
@@ -174,7 +174,7 @@ def test_grow_and_interpolate_match_naive():
     mask = np.where(rng.random((50, 70)) < 0.02, 5, 0).astype(np.uint16)
     for r in (0, 1, 2):
         got = mask.copy()
-        k.grow_mask_bit(got, 1, r)
+        k.grow_mask_bit(got, 1, r, np.bitwise_or.reduce(mask.astype(np.int64), axis=1))
         assert np.array_equal(got, naive_grow(mask, 1, r))
     img = rng.normal(0, 1, (50, 70)).astype(np.float32)
     var = rng.uniform(1, 2, (50, 70)).astype(np.float32)
@@ -183,12 +183,12 @@ def test_grow_and_interpolate_match_naive():
     m[3, 10] |= np.uint16(MaskBit.SAT)  # kept
     want = naive_interpolate_rows(img, var, m, int(MaskBit.BAD), int(MaskBit.SAT))
     i2, v2, m2 = img.copy(), var.copy(), m.copy()
-    k.interpolate_rows(i2, v2, m2, int(MaskBit.BAD), int(MaskBit.SAT))
+    k.interpolate_rows(i2, v2, m2, int(MaskBit.BAD), int(MaskBit.SAT), np.bitwise_or.reduce(m2.astype(np.int64), axis=1))
     assert np.allclose(i2, want[0], atol=1e-5) and np.allclose(v2, want[1], atol=1e-5)
     assert np.array_equal(m2, want[2])
 
 
-def test_cr_pass_matches_naive():
+def test_cr_seeds_match_naive():
     rng = np.random.default_rng(8)
     img = rng.normal(100, 10, (60, 80)).astype(np.float32)
     img[rng.integers(1, 59, 30), rng.integers(1, 79, 30)] += rng.uniform(30, 500, 30).astype(np.float32)
@@ -197,7 +197,7 @@ def test_cr_pass_matches_naive():
     mask[5, :] = MaskBit.SAT
     sky = np.full((1, 2), 100.0)
     new = np.zeros(img.shape, np.uint8)
-    k.cr_pass(img, var, mask, sky, 64, np.zeros(img.shape, np.uint8), False, 5.0, 2.0, 2.0, 1, new)
+    k.cr_seeds(img, var, mask, sky, 64, 5.0, 2.0, 2.0, 1, new)
     want = naive_cr_seeds(img, var, mask, np.full(img.shape, 100.0), 5.0, 2.0, 2.0, 1)
     assert new.sum() > 10
     assert np.array_equal(new.astype(bool), want)
@@ -272,6 +272,9 @@ def test_hot_bad_saturated_masked_and_interpolated():
     grown = naive_grow(sat_raw.astype(np.uint16), 1, 1).astype(bool)
     assert np.array_equal(sat, grown)
     assert not (e.mask & MaskBit.CR).any()  # the saturated star is not a cosmic ray
+    assert e.metadata["n_sat"] == sat.sum()
+    assert e.metadata["n_bad"] == np.count_nonzero(e.mask & MaskBit.BAD) == 60
+    assert e.metadata["n_hot"] == np.count_nonzero(e.mask & MaskBit.HOT) == 1
     assert np.isfinite(e.image).all() and np.isfinite(e.variance).all()
 
 
