@@ -271,6 +271,9 @@ def test_xmatch_equals_astropy(dr, objects):
             assert got_id[i] is None and got_sep[i] is None
     assert 200 < sum(x is not None for x in got_id) < 400
     assert res.schema.field("separation").metadata[b"unit"] == b"arcsec"
+    slim = dr.xmatch(user, radius_arcsec=1.0, columns="objectId")
+    assert slim.column_names == ["name", "ra", "dec", "objectId", "separation"]
+    assert slim["objectId"].to_pylist() == got_id
     # pandas input and a column-name clash with Object
     df = user.to_pandas().rename(columns={"name": "objectId"})
     res2 = dr.xmatch(df, radius_arcsec=1.0)
