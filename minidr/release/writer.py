@@ -74,6 +74,9 @@ def _add_healpix(table: pa.Table, ra_column: str, dec_column: str, name: str) ->
     for col in (ra_column, dec_column):
         if col not in table.column_names:
             raise InputError(f"missing position column {col!r}", path=name, keyword=col)
+        t = table.schema.field(col).type
+        if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t)):
+            raise InputError(f"position column must be numeric degrees, not {t}", path=name, keyword=col)
     if HEALPIX_COLUMN in table.column_names:
         try:
             hp = table[HEALPIX_COLUMN].cast(pa.int64())
@@ -89,8 +92,8 @@ def _add_healpix(table: pa.Table, ra_column: str, dec_column: str, name: str) ->
         dec = table[dec_column]
         if ra.null_count or dec.null_count:
             raise InputError("null positions are not allowed", path=name, keyword=f"{ra_column}/{dec_column}")
-        ra_np = ra.to_numpy().astype(np.float64, copy=False)
-        dec_np = dec.to_numpy().astype(np.float64, copy=False)
+        ra_np = ra.cast(pa.float64()).to_numpy()
+        dec_np = dec.cast(pa.float64()).to_numpy()
         bad = ~(np.isfinite(ra_np) & np.isfinite(dec_np)) | (np.abs(dec_np) > 90.0)
         if bad.any():
             raise InputError(

@@ -275,3 +275,12 @@ def test_ties_on_position_and_id_columns(tmp_path):
     hp, idc = got["_healpix_29"].to_numpy(), got["id"].to_numpy()
     key = hp.astype(object) * 10**6 + idc
     assert list(key) == sorted(key)
+
+
+def test_position_columns_must_be_numeric(tmp_path):
+    t = pa.table({"ra": ["10:00:00"], "dec": [1.0]})
+    with pytest.raises(InputError, match="numeric"):
+        write_hats_catalog(t, tmp_path / "a", name="T", ra_column="ra", dec_column="dec", partition_rows=5)
+    t = pa.table({"ra": pa.array([10.5], pa.float32()), "dec": pa.array([1], pa.int16())})
+    info = write_hats_catalog(t, tmp_path / "b", name="T", ra_column="ra", dec_column="dec", partition_rows=5)
+    assert info.n_rows == 1
