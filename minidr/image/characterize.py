@@ -136,6 +136,14 @@ def _aperture_correction(bgsub, variance, mask, psf, src, good, cfg):
                                                src["apFluxErr"] / star_ratio, mcfg.extendedness_ratio,
                                                mcfg.extendedness_nsigma)
     psf.star_ratio = star_ratio
+    # a point source whose aperture caught some neighbour light is still PSF-sized: ask
+    # for a size (adaptive moments) clearly above the PSF's too
+    t = src["ixx"] + src["iyy"]
+    tpsf = float(np.nanmedian(t[g]))
+    small = np.isfinite(t) & (t < (1.0 + mcfg.extendedness_size) * tpsf)
+    src["extendedness"][small & (src["extendedness"] == 1.0)] = 0.0
+    # saturated sources: neither flux is trustworthy
+    src["extendedness"][(src["flags"] & int(SourceFlag.SATURATED)) != 0] = np.nan
     return psf, src
 
 
