@@ -97,6 +97,7 @@ class MeasurementConfig:
     aperture_radius: float = _f(2.0, "apFlux aperture radius, in units of the PSF FWHM")
     extendedness_ratio: float = _f(0.985, "psfFlux / extended-model flux below this means extended")
     extendedness_nsigma: float = _f(3.0, "extended only when 1 - ratio also exceeds this many sigma of its noise")
+    extendedness_size: float = _f(0.25, "extended sources must also exceed the PSF stars' ixx + iyy by this fraction")
     neighbour_iterations: int = _f(2, "PSF fluxes and apertures re-measured this many times with the neighbours' PSF models subtracted")
     empirical_apcorr: bool = _f(False, "scale PSF fluxes to 4-FWHM aperture fluxes of the PSF stars (off: trust the model's normalisation)")
 
