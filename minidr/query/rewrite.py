@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -36,7 +37,7 @@ from ..sky.regions import Box, Cone, Polygon, Region, _PIX0_DEG, coarsen_ranges
 
 READERS = {"duckdb": "duckdb", "adql": "tsql", "qserv": "mysql"}
 MAX_RANGES = 64  # _healpix_29 range predicates per pruned table
-_PLACEHOLDER = "__minidr_src_{}"
+_PLACEHOLDER = "__minidr_{}_{}"  # (per-translation random token, counter): users cannot guess it
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Plan:
     sources: dict[str, str] = field(default_factory=dict)  # alias -> FROM text used instead of the view
     neighbour_join: list[tuple[str, str, float, int]] = field(default_factory=list)  # (a, b, radius, order)
     lineage: dict[str, tuple[str, str]] = field(default_factory=dict)  # output name -> (table, column)
+    token: str = field(default_factory=lambda: secrets.token_hex(6))
 
 
 # -- 1. parse ---------------------------------------------------------------------------------
@@ -481,7 +483,7 @@ def _range_predicate(alias: str, lo: np.ndarray, hi: np.ndarray, plan: Plan) -> 
         text = "FALSE"
     else:
         text = "(" + " OR ".join(f"{col} BETWEEN {int(a)} AND {int(b) - 1}" for a, b in zip(lo, hi)) + ")"
-    ph = _PLACEHOLDER.format(len(plan.sources))
+    ph = _PLACEHOLDER.format(plan.token, len(plan.sources))
     plan.sources[ph] = text
     return exp.column(ph)
 
@@ -516,7 +518,7 @@ def prune(stmt: exp.Expression, tables: dict[str, TableSpec], plan: Plan) -> exp
             src = spec.source(*rng)
             if src is None:
                 continue
-            ph = _PLACEHOLDER.format(len(plan.sources))
+            ph = _PLACEHOLDER.format(plan.token, len(plan.sources))
             plan.sources[ph] = f"/*{spec.name}*/ {src}"
             plan.regions[alias] = regions[0]
             name = tbl.alias_or_name
@@ -610,7 +612,7 @@ def neighbour_join(stmt: exp.Expression, tables: dict[str, TableSpec], plan: Pla
         ):
             tbl, spec = base[alias]
             inner = tbl.this.name
-            ph = _PLACEHOLDER.format(len(plan.sources))
+            ph = _PLACEHOLDER.format(plan.token, len(plan.sources))
             src_text = plan.sources.get(inner, f'"{spec.name}"')
             plan.sources[ph] = f"/*{spec.name}*/ (SELECT *, {expr} AS {key} FROM {src_text})"
             name = tbl.alias_or_name

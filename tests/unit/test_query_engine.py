@@ -338,6 +338,12 @@ def test_forbidden_statements_are_refused(dr, q):
         dr.sql(q)
 
 
+def test_rewrite_placeholders_cannot_be_injected(dr):
+    q = ("SELECT '__minidr_src_0 __minidr_0_0' AS s FROM Object "
+         "WHERE cone(coord_ra, coord_dec, 0.2, 10.0, 5.0) LIMIT 1")
+    assert dr.sql(q)["s"].to_pylist() == ["__minidr_src_0 __minidr_0_0"]
+
+
 def test_second_wall_connection_is_locked(dr):
     con = dr._con
     for q in ["SELECT * FROM read_csv('/etc/passwd')", "COPY (SELECT 1) TO '/tmp/minidr_x.csv'"]:
