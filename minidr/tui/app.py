@@ -114,8 +114,8 @@ class ExplorerApp(App):
         self.query_one("#editor", SqlEditor).border_title = "Query  ctrl+j runs"
         self.query_one("#results", ResultsPane).border_title = "Results"
         editor = self.query_one("#editor", SqlEditor)
-        editor.move_cursor(editor.document.end)
         editor.focus()
+        self.call_after_refresh(lambda: editor.move_cursor(editor.document.end))
 
     @property
     def editor(self) -> SqlEditor:
@@ -126,6 +126,14 @@ class ExplorerApp(App):
         return self.query_one("#results", ResultsPane)
 
     # -- actions ------------------------------------------------------------------------
+
+    MAIN_SCREEN_ACTIONS = {"run_query", "export", "focus_pane", "cone", "sky", "history"}
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        """Keys of the main screen are off (and hidden from the footer) on the others."""
+        if action in self.MAIN_SCREEN_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
 
     def _main_screen_only(self) -> None:
         """Let the key go to the screen on top when it is not the main one."""
@@ -203,7 +211,8 @@ class ExplorerApp(App):
 
     @work(thread=True, exclusive=True, group="query")
     def _cone_worker(self, q: ConeQuery, label: str) -> None:
-        self._run_in_thread(lambda: self.release.cone(q.ra, q.dec, q.radius_arcsec, table=q.table), label)
+        cols = [c for c in self.release.schema(q.table).names if c != "_healpix_29"]
+        self._run_in_thread(lambda: self.release.cone(q.ra, q.dec, q.radius_arcsec, table=q.table, columns=cols), label)
 
     def action_export(self) -> None:
         self._main_screen_only()

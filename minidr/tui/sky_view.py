@@ -69,7 +69,7 @@ class SkyMap(Widget, can_focus=True):
     """72×36 cells of 5°, RA increasing to the left (as on the sky), north up. Each character
     shows two Dec cells (▀ upper, background lower); the cursor cell is drawn in reverse."""
 
-    DEFAULT_CSS = "SkyMap { width: 74; height: 20; }"
+    DEFAULT_CSS = "SkyMap { width: 78; height: 20; }"
     BINDINGS = [
         Binding("left", "move(1, 0)", "RA+", show=False),
         Binding("right", "move(-1, 0)", "RA-", show=False),
@@ -135,7 +135,7 @@ class SkyMap(Widget, can_focus=True):
             return Strip.blank(width)
         r = y - 1  # map row, top = north
         j_top, j_bot = N_DEC - 1 - 2 * r, N_DEC - 2 - 2 * r
-        dec_label = {0: "+90", N_DEC // 4: "+45", N_DEC // 2 - 1: "  0", 3 * N_DEC // 4 - 1: "-45"}
+        dec_label = {0: "+90", 4: "+45", 9: "  0", 13: "-45", 17: "-90"}
         segs = [Segment("│", rule)]
         for col in range(N_RA):
             i = N_RA - 1 - col
