@@ -112,8 +112,9 @@ def naive_isr(raw: RawExposure, window, bias=None, dark=None, flat=None, calib_m
     return img.astype(np.float32), var.astype(np.float32), mask
 
 
-def naive_clipped_mean(stack, clip, iterations):
-    """Same rule as calib.kernels: median/MAD first pass, then mean/std of the kept values."""
+def naive_clipped_mean(stack, clip, iterations, floor=0.0):
+    """Same rule as calib.kernels: median/MAD first pass, then mean/std of the kept values,
+    the clipping scale never below ``floor``."""
     n, ny, nx = stack.shape
     out = np.empty((ny, nx), dtype=np.float32)
     for y in range(ny):
@@ -125,7 +126,7 @@ def naive_clipped_mean(stack, clip, iterations):
                 continue
             keep = np.ones(len(v), bool)
             c = np.median(v)
-            s = 1.4826 * np.median(np.abs(v - c))
+            s = max(1.4826 * np.median(np.abs(v - c)), floor)
             if s <= 0:
                 s = v.std()
             for it in range(max(iterations, 1)):
@@ -133,7 +134,7 @@ def naive_clipped_mean(stack, clip, iterations):
                 changed = (new != keep).any()
                 keep = new
                 c = v[keep].mean()
-                s = v[keep].std(ddof=1) if keep.sum() > 1 else 0.0
+                s = max(v[keep].std(ddof=1), floor) if keep.sum() > 1 else floor
                 if it > 0 and not changed:
                     break
             out[y, x] = c

@@ -53,9 +53,24 @@ def _check_master(m: MasterCalib | None, kind: str, detector: int, shape) -> Non
                          f"detector {detector} {tuple(shape)}")
 
 
+def noise_floor(frames: list[np.ndarray]) -> float:
+    """Typical noise of one frame's pixel: 1.4826 MAD / sqrt(2) of the difference of two
+    frames (structure common to the frames cancels), median over up to 3 pairs, on every
+    4th pixel. 0 for a single frame."""
+    est = []
+    for a, b in zip(frames[:3], frames[1:4]):
+        d = (a[::_SUBSAMPLE, ::_SUBSAMPLE] - b[::_SUBSAMPLE, ::_SUBSAMPLE]).astype(np.float64).ravel()
+        d = d[np.isfinite(d)]
+        if d.size:
+            est.append(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+    return float(np.median(est)) if est else 0.0
+
+
 def _stack(frames: list[np.ndarray], cfg: Config) -> np.ndarray:
+    """Per-pixel sigma-clipped mean of the frames (clipping scale at least the frame noise)."""
+    floor = noise_floor(frames)
     stack = np.stack(frames).astype(np.float32, copy=False)
-    mean, _n = k.clipped_mean_stack(stack, float(cfg.calibs.clip_sigma), int(cfg.calibs.clip_iterations))
+    mean, _n = k.clipped_mean_stack(stack, float(cfg.calibs.clip_sigma), int(cfg.calibs.clip_iterations), floor)
     return mean
 
 

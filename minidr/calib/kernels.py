@@ -14,13 +14,15 @@ from minidr._jit import njit, prange
 
 
 @njit
-def _clipped_mean_1d(vals, keep, clip, iterations):
+def _clipped_mean_1d(vals, keep, clip, iterations, floor):
     """Sigma-clipped mean of ``vals`` (float64, NaN ignored); ``keep`` is scratch (uint8).
 
-    First pass: centre = median, scale = 1.4826 * MAD (the standard deviation if the MAD is
-    0); then up to ``iterations - 1`` passes with the mean and standard deviation of the
-    kept values. Values more than ``clip`` * scale from the centre are dropped (once dropped,
-    always dropped). Returns (mean, number kept).
+    First pass: centre = median, scale = max(1.4826 * MAD, ``floor``) (the standard deviation
+    if both are 0); then up to ``iterations - 1`` passes with the mean and max(standard
+    deviation, ``floor``) of the kept values. Values more than ``clip`` * scale from the
+    centre are dropped (once dropped, always dropped). ``floor`` is the expected noise of one
+    value: with few frames the MAD is often 0 or tiny (equal quantised values), and a frame
+    with a cosmic ray would then pass. Returns (mean, number kept).
     """
     n = vals.shape[0]
     m = 0
@@ -47,7 +49,7 @@ def _clipped_mean_1d(vals, keep, clip, iterations):
     centre = np.median(buf)
     for i in range(m):
         buf[i] = abs(buf[i] - centre)
-    scale = 1.4826 * np.median(buf)
+    scale = max(1.4826 * np.median(buf), floor)
     if scale <= 0.0:
         s = 0.0
         s2 = 0.0
@@ -76,17 +78,18 @@ def _clipped_mean_1d(vals, keep, clip, iterations):
             return np.nan, 0
         centre = s / m
         if m > 1:
-            scale = math.sqrt(max((s2 - m * centre * centre) / (m - 1), 0.0))
+            scale = max(math.sqrt(max((s2 - m * centre * centre) / (m - 1), 0.0)), floor)
         else:
-            scale = 0.0
+            scale = floor
         if it > 0 and not changed:
             break
     return centre, m
 
 
 @njit(parallel=True)
-def clipped_mean_stack(stack, clip, iterations):
-    """Per-pixel sigma-clipped mean along axis 0 of a float32 ``(n, ny, nx)`` stack.
+def clipped_mean_stack(stack, clip, iterations, floor):
+    """Per-pixel sigma-clipped mean along axis 0 of a float32 ``(n, ny, nx)`` stack, with
+    ``floor`` the smallest clipping scale (the expected noise of one frame's pixel).
 
     Returns ``(mean float32 (ny, nx), n_kept int16 (ny, nx))``; NaN where no value is left.
     """
@@ -99,7 +102,7 @@ def clipped_mean_stack(stack, clip, iterations):
         for x in range(nx):
             for i in range(n):
                 vals[i] = stack[i, y, x]
-            mean, m = _clipped_mean_1d(vals, keep, clip, iterations)
+            mean, m = _clipped_mean_1d(vals, keep, clip, iterations, floor)
             out[y, x] = mean
             nkept[y, x] = m
     return out, nkept
@@ -111,7 +114,7 @@ def clipped_stats(values, clip, iterations):
     as the stack: median/MAD first, then mean/std of the kept values."""
     v = values.ravel().astype(np.float64)
     keep = np.empty(v.shape[0], dtype=np.uint8)
-    mean, m = _clipped_mean_1d(v, keep, clip, iterations)
+    mean, m = _clipped_mean_1d(v, keep, clip, iterations, 0.0)
     if m == 0:
         return np.nan, np.nan, np.nan
     buf = np.empty(m, dtype=np.float64)

@@ -117,13 +117,31 @@ def test_clipped_mean_kernel_matches_naive():
     stack[4, :, 7] = -500
     stack[1, 10, 10] = np.nan
     stack[:, 0, 0] = 7.0  # zero spread
-    for clip, iters in ((3.0, 3), (2.0, 1), (5.0, 5)):
-        got, nkept = k.clipped_mean_stack(stack, clip, iters)
-        want = naive_clipped_mean(stack, clip, iters)
+    for clip, iters, floor in ((3.0, 3, 0.0), (2.0, 1, 0.0), (5.0, 5, 0.0), (3.0, 3, 5.0)):
+        got, nkept = k.clipped_mean_stack(stack, clip, iters, floor)
+        want = naive_clipped_mean(stack, clip, iters, floor)
         assert np.allclose(got, want, rtol=1e-6, atol=1e-4)
-    got, nkept = k.clipped_mean_stack(stack, 3.0, 3)
+    got, nkept = k.clipped_mean_stack(stack, 3.0, 3, 0.0)
     assert got[5, 5] == pytest.approx(100, abs=6) and nkept[5, 5] <= 8
     assert nkept[10, 10] <= 8 and got[0, 0] == 7.0
+
+
+def test_three_frames_with_equal_values_still_reject_a_cosmic_ray():
+    """With 3 frames two equal (quantised) values make the MAD 0: the frame-noise floor
+    must still reject the third frame's hit."""
+    rng = np.random.default_rng(4)
+    frames = [np.round(rng.normal(13, 6, (40, 50))).astype(np.float32) for _ in range(3)]
+    frames[1][:] = frames[0]
+    frames[2][:] = frames[0]
+    frames[2][10, 10] += 540.0
+    frames[0][5, 5] += 300.0
+    from minidr.calib.combine import noise_floor
+
+    floor = noise_floor([rng.normal(13, 6, (40, 50)) for _ in range(3)])
+    assert floor == pytest.approx(6.0, rel=0.15)
+    got, n = k.clipped_mean_stack(np.stack(frames), 3.0, 3, floor)
+    assert got[10, 10] == frames[0][10, 10] and n[10, 10] == 2
+    assert got[5, 5] == frames[1][5, 5]
 
 
 def test_refuses_empty_and_mixed_inputs(truth, masters):
