@@ -483,35 +483,33 @@ def _date_obs(mjd: float) -> str:
 
 
 def write_raw(path: Path, primary: dict, det: DetectorGeom, amp_arrays: list, compress: bool) -> None:
-    """One raw file: header-only primary HDU, one image extension per amplifier (RICE if compress)."""
-    from astropy.io import fits
+    """One raw file: header-only primary HDU, one image extension per amplifier (RICE if compress).
+
+    Written with fitsio (cfitsio): uint16 pixels as BITPIX 16 + BZERO 32768, RICE_1 tiles of
+    one row; no date or checksum keywords, so the bytes depend on the inputs only.
+    """
+    import fitsio
 
     from minidr._io import atomic_path
 
-    ph = fits.Header()
-    for k, v in primary.items():
-        if v is not None:
-            ph[k] = v
-    hdus = [fits.PrimaryHDU(header=ph)]
-    for amp, arr in zip(det.amps, amp_arrays):
-        h = fits.Header()
-        h["EXTNAME"] = amp.name
-        h["CCDNAME"] = f"det{det.detector:03d}"
-        h["AMPNAME"] = amp.name
-        h["DATASEC"] = amp.datasec()
-        h["BIASSEC"] = amp.biassec()
-        h["DETSEC"] = amp.detsec()
-        h["GAIN"] = (amp.gain, "e-/ADU")
-        h["RDNOISE"] = (amp.rdnoise, "read noise, e-")
-        h["SATURATE"] = (amp.saturate, "ADU")
-        if compress:
-            hdu = fits.CompImageHDU(data=arr, header=h, compression_type="RICE_1",
-                                    tile_shape=(1, arr.shape[1]))
-        else:
-            hdu = fits.ImageHDU(data=arr, header=h)
-        hdus.append(hdu)
+    ph = [{"name": k, "value": v} for k, v in primary.items() if v is not None]
     with atomic_path(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp, output_verify="exception")
+        with fitsio.FITS(str(tmp), "rw", clobber=True) as f:
+            f.write(None, header=ph)
+            for amp, arr in zip(det.amps, amp_arrays):
+                h = [
+                    {"name": "CCDNAME", "value": f"det{det.detector:03d}"},
+                    {"name": "AMPNAME", "value": amp.name},
+                    {"name": "DATASEC", "value": amp.datasec()},
+                    {"name": "BIASSEC", "value": amp.biassec()},
+                    {"name": "DETSEC", "value": amp.detsec()},
+                    {"name": "GAIN", "value": amp.gain, "comment": "e-/ADU"},
+                    {"name": "RDNOISE", "value": amp.rdnoise, "comment": "read noise, e-"},
+                    {"name": "SATURATE", "value": amp.saturate, "comment": "ADU"},
+                ]
+                f.write(np.ascontiguousarray(arr, dtype=np.uint16), header=h, extname=amp.name,
+                        compress="RICE" if compress else None,
+                        tile_dims=[1, arr.shape[1]] if compress else None)
 
 
 def _primary(kind: str, expid: int, det: DetectorGeom, mjd: float, exptime: float,
