@@ -247,14 +247,14 @@ def associate(sources: pa.Table, bands: list[str], cfg: AssociationConfig) -> As
     del o2, cs, local, comp_index, obj_sorted, comp
 
     # 3. mean positions, then content-derived ids
-    sw = _sum(obj, w_pos, n_obj)
     mx = _sum(obj, w_pos * x, n_obj)
     my = _sum(obj, w_pos * y, n_obj)
     mz = _sum(obj, w_pos * z, n_obj)
     del x, y, z
     obj_ra = np.degrees(np.arctan2(my, mx)) % 360.0
+    obj_ra[obj_ra >= 360.0] = 0.0  # -tiny % 360 rounds to 360
     obj_dec = np.degrees(np.arctan2(mz, np.hypot(mx, my)))
-    del mx, my, mz, sw
+    del mx, my, mz
     min_sid = np.full(n_obj, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(min_sid, obj, sid)
     hp = healpix29(obj_ra, obj_dec)

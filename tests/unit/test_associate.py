@@ -139,6 +139,8 @@ def test_every_source_has_an_object_and_ids_are_dense(survey):
     ids = res.objects.column("objectId").to_numpy()
     assert np.array_equal(ids, np.arange(1, ids.size + 1))
     assert set(np.unique(res.object_ids)) == set(ids)
+    hp = healpix29(res.objects["coord_ra"].to_numpy(), res.objects["coord_dec"].to_numpy())
+    assert np.all(np.diff(hp) >= 0)  # objectId order is _healpix_29 order
     nd = res.objects.column("nDetections").to_numpy()
     assert np.array_equal(nd, np.bincount(res.object_ids, minlength=ids.size + 1)[1:])
     assert res.objects.column_names[:9] == ["objectId", "coord_ra", "coord_dec", "coord_raErr", "coord_decErr",
