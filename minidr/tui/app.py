@@ -80,6 +80,7 @@ class ExplorerApp(App):
         Binding("f3", "cone", "Cone"),
         Binding("f4", "sky", "Sky"),
         Binding("f8", "history", "History"),
+        Binding("f9", "toggle_catalog", "Browser", show=False, priority=True),
         Binding("escape", "cancel", "Cancel", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
@@ -127,7 +128,7 @@ class ExplorerApp(App):
 
     # -- actions ------------------------------------------------------------------------
 
-    MAIN_SCREEN_ACTIONS = {"run_query", "export", "focus_pane", "cone", "sky", "history"}
+    MAIN_SCREEN_ACTIONS = {"run_query", "export", "focus_pane", "cone", "sky", "history", "toggle_catalog"}
 
     def check_action(self, action: str, parameters) -> bool | None:
         """Keys of the main screen are off (and hidden from the footer) on the others."""
@@ -143,6 +144,13 @@ class ExplorerApp(App):
     def action_focus_pane(self, widget_id: str) -> None:
         self._main_screen_only()
         self.query_one(f"#{widget_id}").focus()
+
+    def action_toggle_catalog(self) -> None:
+        self._main_screen_only()
+        pane = self.query_one("#catalog", CatalogPane)
+        pane.display = not pane.display
+        if not pane.display and pane.has_focus_within:
+            self.editor.focus()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

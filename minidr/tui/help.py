@@ -15,7 +15,7 @@ KEYS = [
     ("ctrl+j / ctrl+enter", "run the query: the selection, or the statement under the cursor"),
     ("Esc", "cancel the running query"),
     ("ctrl+up / ctrl+down", "older / newer query of the history;  F8: the history list"),
-    ("F2  F5  F6", "focus the editor / results / release browser"),
+    ("F2  F5  F6", "focus the editor / results / release browser;  F9: hide the browser"),
     ("Enter (browser)", "insert the column's name into the editor; open another release"),
     ("Enter (results)", "open the row's Object: stats, light curve, detections, cutout"),
     ("F3", "cone search: RA/Dec in deg or 10:12:45.3 +02:03:04, radius in arcsec"),

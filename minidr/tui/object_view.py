@@ -78,8 +78,8 @@ class LightCurvePlot(PlotextPlot):
             color = BAND_COLORS.get(band, "gray")
             det = kinds.get("det")
             if det is not None and det["t"].size:
-                plt.error(det["t"].tolist(), det["f"].tolist(), yerr=det["e"].tolist(), color=color, label=f"{band}")
-                plt.scatter(det["t"].tolist(), det["f"].tolist(), marker="●", color=color)
+                plt.error(det["t"].tolist(), det["f"].tolist(), yerr=det["e"].tolist(), color=color)
+                plt.scatter(det["t"].tolist(), det["f"].tolist(), marker="●", color=color, label=f"{band} Source")
                 t_all.extend(det["t"].tolist())
             forced = kinds.get("forced")
             if forced is not None and forced["t"].size:
@@ -90,7 +90,7 @@ class LightCurvePlot(PlotextPlot):
                     plt.error(forced["t"][nd].tolist(), forced["f"][nd].tolist(), yerr=forced["e"][nd].tolist(),
                               color=color)
                     plt.scatter(forced["t"][nd].tolist(), forced["f"][nd].tolist(), marker="×", color=color,
-                                label=f"{band} no det")
+                                label=f"{band} forced, no det")
                 t_all.extend(forced["t"].tolist())
         if not t_all:
             plt.title("no Source or ForcedSource rows")

@@ -340,3 +340,89 @@ def test_cli_without_release_is_one_line(tmp_path, capsys):
     assert exc.value.code != 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "release" in err and "Traceback" not in err
+
+
+# -- snapshots of the main screens at 80x24 (SVG in tests/unit/__snapshots__/) ---------------
+
+def _still(app):
+    app.editor.cursor_blink = False
+
+
+def test_snapshot_start_screen(dr, snap_compare):
+    app = ExplorerApp(dr, show_timing=False)
+
+    async def before(pilot):
+        _still(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_snapshot_results(dr, snap_compare):
+    app = ExplorerApp(dr, show_timing=False)
+
+    async def before(pilot):
+        _still(pilot.app)
+        await pilot.press("ctrl+j")
+        await settle(pilot.app, pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_snapshot_object_view(dr, snap_compare):
+    app = ExplorerApp(dr, show_timing=False)
+
+    async def before(pilot):
+        _still(pilot.app)
+        await pilot.press("ctrl+j")
+        await settle(pilot.app, pilot)
+        pilot.app.results.table.focus()
+        await pilot.press("enter")
+        await settle(pilot.app, pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+@sync
+async def test_object_cutout_from_a_calexp(repo, dr):
+    """A calexp with one planted star at a Source's (x, y): the cutout is centred on it."""
+    from minidr.products import Exposure, RawInfo
+    from minidr.repo.layout import calexp_path
+    from minidr.repo.store import write_calexp
+
+    src = dr.sql("SELECT objectId, visit, detector, x, y, band FROM Source").to_pylist()
+    per_frame = {}
+    for r in src:
+        per_frame.setdefault((r["objectId"], r["visit"], r["detector"]), []).append(r)
+    # the Source nearest the detector's corner whose Object has no other Source on that frame
+    best = min((r for r in src if len(per_frame[(r["objectId"], r["visit"], r["detector"])]) == 1),
+               key=lambda r: max(r["x"], r["y"]))
+    ny, nx = int(best["y"]) + 40, int(best["x"]) + 40
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    rng = np.random.default_rng(5)
+    image = (rng.normal(200.0, 5.0, (ny, nx))
+             + 5000.0 * np.exp(-((xx - best["x"]) ** 2 + (yy - best["y"]) ** 2) / (2 * 1.5**2))).astype(np.float32)
+    info = RawInfo(path="synthetic", imagetyp="science", exptime=30.0, mjd=60000.0, band=best["band"],
+                   visit=int(best["visit"]), detector=int(best["detector"]), instrument="synthetic", ra=None,
+                   dec=None, shape=(ny, nx), amps=())
+    path = calexp_path(repo, int(best["visit"]), int(best["detector"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_calexp(path, Exposure(image=image, variance=np.full_like(image, 25.0),
+                                mask=np.zeros(image.shape, np.uint16), info=info))
+    try:
+        app = ExplorerApp(dr, show_timing=False)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_object(best["objectId"])
+            await settle(app, pilot)
+            screen = app.screen
+            assert f"visit {best['visit']}  detector {best['detector']}" in screen.cutout_info
+            view = screen.query_one("#object-cutout")
+            j, i = np.unravel_index(np.nanargmax(view.levels), view.levels.shape)
+            centre = view.levels.shape[0] // 2
+            assert abs(i - centre) <= 1 and abs(j - centre) <= 1  # the star in the middle
+            await pilot.press("c")
+            await pilot.pause()
+            line = view.render_line(view.size.height // 2)
+            assert "▀" in line.text
+    finally:
+        path.unlink()
