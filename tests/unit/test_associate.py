@@ -460,3 +460,66 @@ def test_one_frame_pair_within_radius_stays_two_objects_and_greedy_nearest():
     # a larger radius merges nothing more within a frame
     ids2 = associate(t, ["r"], AssociationConfig(radius=5.0)).object_ids
     assert ids2[0] != ids2[1]
+
+
+def _naive_associate(ra, dec, frame, sid, w, radius_arcsec):
+    """Slow reference of the whole method: brute-force FoF, then per component and frame,
+    greedy one-to-one matching to the objects' running weighted mean positions."""
+    u = _unit(ra, dec)
+    comp = _naive_link(ra, dec, radius_arcsec)
+    chord2 = (2 * np.sin(np.radians(radius_arcsec / 3600) / 2)) ** 2
+    obj = np.full(ra.size, -1)
+    next_id = 0
+    for c in np.unique(comp):
+        rows = np.flatnonzero(comp == c)
+        rows = rows[np.lexsort((sid[rows], frame[rows]))]
+        sums = []  # weighted vector sums of this component's objects
+        ids = []
+        for f in np.unique(frame[rows]):
+            fr = rows[frame[rows] == f]
+            means = [s / np.linalg.norm(s) for s in sums]
+            pairs = sorted((np.sum((u[r] - m) ** 2), k, o) for k, r in enumerate(fr) for o, m in enumerate(means)
+                           if np.sum((u[r] - m) ** 2) <= chord2)
+            got = {}
+            used = set()
+            for _, k, o in pairs:
+                if k not in got and o not in used:
+                    got[k] = o
+                    used.add(o)
+            for k, r in enumerate(fr):
+                if k not in got:
+                    got[k] = len(sums)
+                    sums.append(np.zeros(3))
+                    ids.append(next_id)
+                    next_id += 1
+            for k, r in enumerate(fr):
+                sums[got[k]] = sums[got[k]] + w[r] * u[r]
+                obj[r] = ids[got[k]]
+    return obj
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.0, 360.0), st.floats(-89.0, 89.0), st.integers(1, 60), st.integers(1, 6), st.integers(0, 2**31))
+def test_associate_matches_naive_reference_and_is_order_free(ra0, dec0, n, n_frames, seed):
+    rng = np.random.default_rng(seed)
+    k = max(1, n // 3)
+    cra = rng.normal(0, 2.0, k) / 3600 / np.cos(np.radians(dec0))
+    cdec = rng.normal(0, 2.0, k) / 3600
+    c = rng.integers(0, k, n)
+    dec = dec0 + cdec[c] + rng.normal(0, 0.3, n) / 3600
+    ra = (ra0 + cra[c] + rng.normal(0, 0.3, n) / 3600 / np.cos(np.radians(dec0))) % 360.0
+    frames = rng.integers(1, n_frames + 1, n)
+    cv = ccd_visit_id(frames, 0)
+    sid = source_id(cv, np.arange(n))
+    err = rng.uniform(0.01, 0.1, n) / 3600
+    t = pa.table(dict(sourceId=sid, ccdVisitId=cv, band=["r"] * n, midpointMjdTai=60000.0 + frames, ra=ra, dec=dec,
+                      raErr=err, decErr=err, psfFlux=np.full(n, 1.0), psfFluxErr=np.full(n, 1.0),
+                      flags=np.zeros(n, np.int32), extendedness=np.zeros(n), snr=np.full(n, 1.0)))
+    res = associate(t, ["r"], AssociationConfig())
+    want = _naive_associate(ra, dec, cv, sid, 1.0 / err**2, 1.0)
+    # same partition of the rows into objects
+    pairs = np.unique(np.stack([res.object_ids, want], 1), axis=0)
+    assert pairs.shape[0] == np.unique(want).size == np.unique(res.object_ids).size
+    perm = rng.permutation(n)
+    res2 = associate(t.take(pa.array(perm)), ["r"], AssociationConfig())
+    assert np.array_equal(res2.object_ids, res.object_ids[perm])
