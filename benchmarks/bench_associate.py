@@ -153,9 +153,9 @@ def run_one(n: int, with_lsdb: bool) -> dict:
         c0 = time.process_time()
         t0 = time.perf_counter()
         rows = max(ra.size // 16, 50_000)  # few, large partitions: least dask overhead
-        sc = lsdb.from_dataframe(sdf, ra_column="ra", dec_column="dec", partition_rows=rows)
+        sc = lsdb.from_dataframe(sdf, ra_column="ra", dec_column="dec", partition_rows=rows, highest_order=10)
         oc = lsdb.from_dataframe(odf, ra_column="ra", dec_column="dec", margin_threshold=2 * RADIUS,
-                                 partition_rows=rows)
+                                 partition_rows=rows, highest_order=10)
         out["nn_lsdb_build_s"] = time.perf_counter() - t0
         xm = sc.crossmatch(oc, n_neighbors=1, radius_arcsec=RADIUS, suffixes=("_s", "_o")).compute()
         out["nn_lsdb_s"] = time.perf_counter() - t0
