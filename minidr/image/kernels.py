@@ -305,8 +305,10 @@ def windowed_centroid_kernel(image, variance, mask, xs, ys, sigma, excl_bits, ma
 
     ``x_{n+1} = x_n + 2 sum(w I dx) / sum(w I)`` with a circular Gaussian window of
     ``sigma`` pixels (for a Gaussian source of the same width this is its exact centre; for
-    any symmetric source the fixed point is its centre of symmetry). Errors:
-    ``var(x) = 4 sum(w^2 v dx^2) / (sum w I)^2``. Returns x, y, xerr, yerr, converged (bool).
+    any symmetric source the fixed point is its centre of symmetry). Errors by propagating
+    the noise through the fixed-point condition ``sum(w I dx) = 0``:
+    ``var(x) = sum(w^2 v dx^2) / (sum w I (1 - dx^2 / sigma^2))^2`` (for a Gaussian source
+    matching the window this is ``4 sum(w^2 v dx^2) / (sum w I)^2``). Returns x, y, xerr, yerr, converged (bool).
     The window radius is 4 sigma; steps are limited to 1 pixel per iteration.
     """
     n = xs.shape[0]
@@ -325,6 +327,8 @@ def windowed_centroid_kernel(image, variance, mask, xs, ys, sigma, excl_bits, ma
         sxv = 0.0
         syv = 0.0
         swi = 0.0
+        dnx = 0.0
+        dny = 0.0
         for it in range(maxiter):
             cx = int(math.floor(x + 0.5))
             cy = int(math.floor(y + 0.5))
@@ -333,6 +337,8 @@ def windowed_centroid_kernel(image, variance, mask, xs, ys, sigma, excl_bits, ma
             swiy = 0.0
             sxv = 0.0
             syv = 0.0
+            dnx = 0.0
+            dny = 0.0
             for yy in range(max(cy - rad, 0), min(cy + rad + 1, ny)):
                 dy = yy - y
                 for xx in range(max(cx - rad, 0), min(cx + rad + 1, nx)):
@@ -352,6 +358,8 @@ def windowed_centroid_kernel(image, variance, mask, xs, ys, sigma, excl_bits, ma
                     vv = variance[yy, xx]
                     sxv += w * w * vv * dx * dx
                     syv += w * w * vv * dy * dy
+                    dnx += w * d * (1.0 - dx * dx / s2)
+                    dny += w * d * (1.0 - dy * dy / s2)
             if swi <= 0.0:
                 break
             stepx = 2.0 * swix / swi
@@ -372,8 +380,8 @@ def windowed_centroid_kernel(image, variance, mask, xs, ys, sigma, excl_bits, ma
         if conv and abs(x - xs[i]) < 3.0 * sigma[i] + 1.0 and abs(y - ys[i]) < 3.0 * sigma[i] + 1.0:
             ox[i] = x
             oy[i] = y
-            ex[i] = 2.0 * math.sqrt(max(sxv, 0.0)) / swi
-            ey[i] = 2.0 * math.sqrt(max(syv, 0.0)) / swi
+            ex[i] = math.sqrt(max(sxv, 0.0)) / abs(dnx) if dnx != 0.0 else np.nan
+            ey[i] = math.sqrt(max(syv, 0.0)) / abs(dny) if dny != 0.0 else np.nan
             ok[i] = True
         else:
             ox[i] = xs[i]

@@ -228,7 +228,7 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
     sx = np.where(cok, cx, sx)
     sy = np.where(cok, cy, sy)
     order = cfg.spatial_order
-    while order > 0 and sx.size < 4 * len(_terms(order)):
+    while order > 0 and sx.size < 15 * len(_terms(order)):
         order -= 1
     model, keep, rms = _fit(image, variance, mask, sx, sy, cfg.stamp_radius, order, fwhm_guess,
                             footprints=footprints)
