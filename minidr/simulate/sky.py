@@ -15,8 +15,8 @@ from scipy.optimize import nnls
 
 BANDS = "ugrizy"
 
-STAR_DENSITY = 46_000.0
-"""Stars per deg^2 within STAR_MAG_RANGE (r band): ~150 on a 1024^2 detector, ~40 brighter than r=22,
+STAR_DENSITY = 70_000.0
+"""Stars per deg^2 within STAR_MAG_RANGE (r band): ~230 on a 1024^2 detector, ~65 brighter than r=22,
 ~3 brighter than r=16 (saturated)."""
 STAR_MAG_RANGE = (13.0, 25.0)
 STAR_SLOPE = 0.17

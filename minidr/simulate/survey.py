@@ -67,7 +67,7 @@ class SurveyParams:
     wcs_rotation: tuple = (0.05, 0.2)  #: header-WCS rotation error range, deg (random sign)
     cosmic_rate: float = 2.5e-7     #: cosmic rays per pixel per second
     distortion: float = 2e-11       #: radial optical distortion k (pixel^-2) of the true WCS (SIP)
-    star_density: float = 46_000.0  #: stars per deg^2 (13 < r < 25)
+    star_density: float = 70_000.0  #: stars per deg^2 (13 < r < 25)
     galaxy_density: float = 60_000.0  #: galaxies per deg^2 (18 < r < 25.5)
     refcat_depth: float = 22.0      #: faintest reference star (r, or the first band), AB mag
 
