@@ -61,20 +61,20 @@ class ConeScreen(ModalScreen[ConeQuery | None]):
             yield Label("Cone search", classes="dialog-title")
             with Horizontal(classes="field"):
                 yield Label("RA", classes="field-label")
-                yield Input(ra, placeholder="deg or 10:12:45.3", id="cone-ra")
+                yield Input(ra, placeholder="deg or 10:12:45.3", id="cone-ra", compact=True)
             with Horizontal(classes="field"):
                 yield Label("Dec", classes="field-label")
-                yield Input(dec, placeholder="deg or +02:03:04", id="cone-dec")
+                yield Input(dec, placeholder="deg or +02:03:04", id="cone-dec", compact=True)
             with Horizontal(classes="field"):
                 yield Label("radius″", classes="field-label")
-                yield Input(r, placeholder="arcsec", id="cone-radius")
+                yield Input(r, placeholder="arcsec", id="cone-radius", compact=True)
             with Horizontal(classes="field"):
                 yield Label("table", classes="field-label")
-                yield Input(table, placeholder=", ".join(self.tables), id="cone-table")
+                yield Input(table, placeholder=", ".join(self.tables), id="cone-table", compact=True)
             yield Static("", id="cone-error", classes="error")
             with Horizontal(classes="buttons"):
-                yield Button("Search", variant="primary", id="cone-go")
-                yield Button("Cancel", id="cone-cancel")
+                yield Button("Search", variant="primary", id="cone-go", compact=True)
+                yield Button("Cancel", id="cone-cancel", compact=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self._submit()

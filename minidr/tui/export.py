@@ -38,7 +38,7 @@ class ExportScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box", classes="dialog"):
             yield Label(f"Export {self.rows:,} rows to", classes="dialog-title")
-            yield Input(self.default, id="export-path")
+            yield Input(self.default, id="export-path", compact=True)
             yield Static(".csv .parquet .json .fits · Enter writes · Esc cancels", classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

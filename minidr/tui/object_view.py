@@ -222,7 +222,7 @@ class ObjectScreen(Screen):
             pixels = cut(exp.image, float(r["x"]), float(r["y"]), CUTOUT_HALF)
             n = 2 * CUTOUT_HALF + 1
             info = (f"visit {r['visit']}  detector {r['detector']}  band {r.get('band', '?')}\n"
-                    f"x {r['x']:.1f}  y {r['y']:.1f}  S/N {cell_text(r.get('snr'))}\n"
+                    f"x {r['x']:.1f}  y {r['y']:.1f}  S/N {_num(r.get('snr'), '.1f')}\n"
                     f"{n}×{n} px, asinh stretch\n"
                     f"{path.relative_to(self.repo)}")
             return info, pixels
@@ -232,3 +232,7 @@ class ObjectScreen(Screen):
         self.cutout_info = info
         self.query_one("#object-cutout-info", Static).update(Text(info))
         self.query_one("#object-cutout", CutoutView).set_image(pixels)
+
+
+def _num(v, fmt: str) -> str:
+    return format(v, fmt) if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)) else cell_text(v)
