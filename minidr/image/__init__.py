@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# Import the submodule minidr.image.detect first: importing it later would rebind the
+# package attribute ``detect`` from the function below to the module.
+from . import detect as _detect_module  # noqa: F401
+
 
 def detect(image, variance=None, mask=None, wcs=None, config=None):
     """Detect and measure the sources of one image; returns a numpy structured array.
