@@ -426,3 +426,25 @@ async def test_object_cutout_from_a_calexp(repo, dr):
             assert "▀" in line.text
     finally:
         path.unlink()
+
+
+@sync
+async def test_browser_switches_release(tmp_path):
+    build_release(tmp_path, 50, name="DR1", seed=3, sources_per_object=1)
+    build_release(tmp_path, 80, name="DR2", seed=4, sources_per_object=1)
+    rel = open_release(tmp_path)
+    assert rel.name == "DR2"  # the newest by default
+    app = ExplorerApp(rel, show_timing=False)
+    async with app.run_test(size=SIZE) as pilot:
+        tree = app.query_one(CatalogTree)
+        assert [n.data.release for n in tree.root.children] == ["DR1", "DR2"]
+        tree.focus()
+        tree.move_cursor(tree.root.children[0])
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.release.name == "DR1"
+        labels = {n.data.table: str(n.label) for n in tree.root.children[0].children}
+        assert labels["Object"] == "Object  50"
+        await run_query(app, pilot, "SELECT count(*) AS n FROM Object")
+        assert app.results.arrow.column("n")[0].as_py() == 50
+    app.release.close()
