@@ -50,8 +50,10 @@ def lightcurve_points(lc: pa.Table) -> dict[str, dict[str, np.ndarray]]:
     out: dict[str, dict[str, np.ndarray]] = {}
     if lc.num_rows == 0:
         return out
-    d = {k: lc.column(k).to_numpy(zero_copy_only=False) for k in ("kind", "band", "midpointMjdTai", "psfFlux", "psfFluxErr")}
-    visits = lc.column("visit").to_numpy(zero_copy_only=False) if "visit" in lc.column_names else np.zeros(lc.num_rows)
+    # to_pylist, not to_numpy: converting strings to numpy loads pandas (a second at first use)
+    d = {k: np.array(lc.column(k).to_pylist(), dtype=object if k in ("kind", "band") else float)
+         for k in ("kind", "band", "midpointMjdTai", "psfFlux", "psfFluxErr")}
+    visits = np.array(lc.column("visit").to_pylist()) if "visit" in lc.column_names else np.zeros(lc.num_rows)
     detected_visits = set(visits[d["kind"] == "source"].tolist())
     for band in sorted(set(d["band"].tolist()), key=lambda b: ("ugrizy".find(b), b)):
         for kind, key in (("source", "det"), ("forced", "forced")):
