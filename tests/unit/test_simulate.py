@@ -563,3 +563,22 @@ def test_committed_sample_matches_its_readme():
     total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert total < 12_000_000
     assert len(list((root / "raw" / "science").glob("*.fits.fz"))) == 12
+
+
+def test_field_across_ra_zero(tmp_path):
+    """A field centred at RA 0: catalogue RAs wrap to [0, 360), the true WCS still maps them."""
+    res = simulate(tmp_path / "z", visits=1, detectors=2, bands="r", size=128, ra=0.0, dec=-30.0,
+                   n_bias=1, n_dark=1, n_flat=1, star_density=400_000.0)
+    to = pq.read_table(res.truth_objects).to_pandas().set_index("truthId")
+    assert to.ra.between(0, 360).all() and (to.ra < 1).any() and (to.ra > 359).any()
+    ts, tf = _truth(res)
+    for _, fr in tf.iterrows():
+        w = WCS(fits.Header.fromstring(fr.wcs_true, sep="\n"))
+        rows = ts[(ts.visit == fr.visit) & (ts.detector == fr.detector)]
+        assert len(rows) > 0
+        x, y = w.all_world2pix(to.loc[rows.truthId].ra.values, to.loc[rows.truthId].dec.values, 0,
+                               tolerance=1e-10, maxiter=100)
+        assert np.max(np.hypot(x - rows.x.values, y - rows.y.values)) < 1e-6
+        with fits.open(res.outdir / fr.filename) as h:
+            ra = parse_ra(h[0].header["RA"])
+        assert min(ra, 360 - ra) < 0.05
