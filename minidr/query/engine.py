@@ -61,6 +61,52 @@ class Catalog:
         return [f for f, k in zip(self.files, ok) if k]
 
 
+class _Watchdog:
+    """One daemon thread per Release that interrupts the running query at its deadline
+    (cheaper than a timer thread per query)."""
+
+    def __init__(self, on_timeout):
+        self._on_timeout = on_timeout
+        self._cond = threading.Condition()
+        self._deadline = None
+        self._closed = False
+        self.fired = False
+        self._thread = None
+
+    def arm(self, seconds: float) -> None:
+        with self._cond:
+            self._deadline = time.monotonic() + seconds
+            self.fired = False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="minidr-query-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._deadline = None
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._deadline = None
+                self.fired = True
+                self._on_timeout()
+
+
 def _sql_str(s: str) -> str:
     return "'" + str(s).replace("'", "''") + "'"
 
@@ -179,6 +225,7 @@ class Release:
         self._interrupted = False
         self._con = self._connect()
         self._specs = self._table_specs()
+        self._watchdog = _Watchdog(lambda: self._con.interrupt())
 
     # -- connection ---------------------------------------------------------------------
 
@@ -218,6 +265,7 @@ class Release:
 
     def close(self) -> None:
         """Close the DuckDB connection."""
+        self._watchdog.close()
         with self._lock:
             self._con.close()
 
@@ -258,15 +306,18 @@ class Release:
 
     # -- queries ------------------------------------------------------------------------
 
-    def plan(self, query: str, dialect: str = "duckdb") -> rewrite.Plan:
+    def plan(self, query: str, dialect: str = "duckdb", *, limit: int | None = None) -> rewrite.Plan:
         """Check and translate a query without running it (what :meth:`sql` would run)."""
-        return rewrite.translate(query, dialect, tables=self._specs)
+        return rewrite.translate(query, dialect, tables=self._specs, limit=limit)
 
     def sql(self, query: str, dialect: str = "duckdb", *, max_rows: int | None = None, timeout: float | None = None) -> pa.Table:
         """Run one read-only query; an Arrow table with units, ``b"truncated"`` in its metadata."""
-        plan = self.plan(query, dialect)
+        cap = self.config.max_rows if max_rows is None else int(max_rows)
+        if cap < 0:
+            raise QueryError(f"max_rows must be >= 0, got {cap}")
+        plan = self.plan(query, dialect, limit=cap + 1)
         self.last_plan = plan
-        return self._run(plan.sql, plan.lineage, max_rows=max_rows, timeout=timeout)
+        return self._run(plan.sql, plan.lineage, max_rows=cap, timeout=timeout, capped=True)
 
     def explain(self, query: str, dialect: str = "duckdb", *, analyze: bool = True) -> str:
         """DuckDB's (analysed) plan of a query: shows the files and row groups it reads."""
@@ -294,43 +345,36 @@ class Release:
         self._interrupted = True
         self._con.interrupt()
 
-    def _run(self, sql: str, lineage, *, max_rows, timeout, units: bool = True, params=None) -> pa.Table:
+    def _run(self, sql: str, lineage, *, max_rows, timeout, units: bool = True, params=None,
+             capped: bool = False) -> pa.Table:
         cap = self.config.max_rows if max_rows is None else int(max_rows)
         if cap < 0:
             raise QueryError(f"max_rows must be >= 0, got {cap}")
         limit = self.config.timeout if timeout is None else float(timeout)
-        timed_out = threading.Event()
-
-        def on_timeout():
-            timed_out.set()
-            self._con.interrupt()
-
+        dog = self._watchdog
         with self._lock:
             self._interrupted = False
-            timer = threading.Timer(limit, on_timeout) if limit and limit > 0 else None
-            if timer:
-                timer.daemon = True
-                timer.start()
+            if limit and limit > 0:
+                dog.arm(limit)
             t0 = time.perf_counter()
             try:
                 rel = self._con.sql(sql, params=params) if params else self._con.sql(sql)
                 if rel is None:
                     raise QueryError("the statement returned no rows")
-                table = rel.limit(cap + 1).to_arrow_table() if cap < 2**62 else rel.to_arrow_table()
+                table = rel.to_arrow_table() if capped else rel.limit(cap + 1).to_arrow_table()
             except duckdb.InterruptException:
-                if timed_out.is_set():
+                if dog.fired:
                     raise QueryError(
                         f"query stopped by the time limit of {limit:g} s (query.timeout; --timeout)"
                     ) from None
                 raise QueryError("query cancelled") from None
             except duckdb.Error as exc:
-                if timed_out.is_set():
+                if dog.fired:
                     raise QueryError(f"query stopped by the time limit of {limit:g} s (query.timeout)") from None
                 msg = str(exc).strip().splitlines()[0]
                 raise QueryError(msg) from None
             finally:
-                if timer:
-                    timer.cancel()
+                dog.disarm()
             self.last_elapsed = time.perf_counter() - t0
         truncated = table.num_rows > cap
         if truncated:

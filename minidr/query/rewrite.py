@@ -675,8 +675,25 @@ def lineage(stmt: exp.Expression, tables: dict[str, TableSpec]) -> dict[str, tup
 # -- all passes -------------------------------------------------------------------------------
 
 
-def translate(query: str, dialect: str = "duckdb", *, tables: dict[str, TableSpec]) -> Plan:
-    """Check and translate one query to DuckDB SQL with sky pruning (see the module doc)."""
+def cap_rows(stmt: exp.Expression, n: int) -> exp.Expression:
+    """At most ``n`` rows from the outermost query (an existing smaller LIMIT stays)."""
+    if not isinstance(stmt, exp.Query):
+        return stmt
+    lim = stmt.args.get("limit")
+    if lim is not None:
+        cur = const(lim.expression) if isinstance(lim, exp.Limit) else None
+        if cur is not None and cur <= n:
+            return stmt
+        if isinstance(lim, exp.Limit):
+            lim.set("expression", exp.Literal.number(int(n)))
+            return stmt
+        return stmt
+    return stmt.limit(int(n), copy=False)
+
+
+def translate(query: str, dialect: str = "duckdb", *, tables: dict[str, TableSpec], limit: int | None = None) -> Plan:
+    """Check and translate one query to DuckDB SQL with sky pruning (see the module doc);
+    ``limit`` caps the rows of the outermost query."""
     stmt = parse(query, dialect)
     check_read_only(stmt, tables)
     if dialect == "adql":
@@ -686,6 +703,8 @@ def translate(query: str, dialect: str = "duckdb", *, tables: dict[str, TableSpe
     plan.lineage = lineage(stmt, tables)
     stmt = prune(stmt, tables, plan)
     stmt = neighbour_join(stmt, tables, plan)
+    if limit is not None:
+        stmt = cap_rows(stmt, limit)
     sql = stmt.sql(dialect="duckdb")
     # placeholders were inserted in order; later ones may contain earlier ones
     for ph in sorted(plan.sources, key=lambda p: -int(p.rsplit("_", 1)[1])):

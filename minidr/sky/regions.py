@@ -210,6 +210,15 @@ class Cone(Region):
     def size_deg(self) -> float:
         return 2.0 * self.radius
 
+    def coverage(self, order: int | None = None) -> tuple[int, np.ndarray]:
+        """Cells of the cone widened by one cell size (the same margin as the one-ring
+        dilation of other regions, without a neighbour look-up)."""
+        if order is None:
+            order = self.coverage_order()
+        margin = 2.0 * _PIX0_DEG / 2**order
+        wide = Cone(self.ra, self.dec, min(180.0, self.radius + margin))
+        return order, wide.cells(order)
+
     def cells(self, order: int) -> np.ndarray:
         if self.radius >= 90.0:
             return _all_cells(order)
