@@ -108,3 +108,13 @@ def test_read_only_refusals_name_the_problem():
             t(q)
     # CTEs and table functions that read no files are fine
     assert t("WITH x AS (SELECT * FROM Object) SELECT count(*) FROM x, range(3) r").sql
+
+
+def test_row_cap_is_a_limit():
+    assert t("SELECT objectId FROM Object", ).sql.upper().endswith("FROM OBJECT")
+    assert translate("SELECT objectId FROM Object", tables=TABLES, limit=11).sql.upper().endswith("LIMIT 11")
+    assert translate("SELECT objectId FROM Object LIMIT 3", tables=TABLES, limit=11).sql.upper().endswith("LIMIT 3")
+    s = translate("SELECT TOP 50 objectId FROM Object", "adql", tables=TABLES, limit=11).sql.upper()
+    assert s.endswith("LIMIT 11")
+    s = translate("SELECT 1 FROM Visit UNION ALL SELECT 2 FROM Visit", tables=TABLES, limit=11).sql.upper()
+    assert s.endswith("LIMIT 11")
