@@ -72,6 +72,7 @@ DEFAULT_NULLS = ("", "\\N", "NULL", "null", "NaN", "nan")
 BATCH_ROWS = 262_144
 HIST_ORDER = MAX_ORDER  # histogram order == deepest partition order: the plan is exact
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|[nN]a[nN]|[iI]nf(inity)?)\s*$"
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RA_NAMES = ("ra", "coord_ra", "ra_deg", "raj2000", "ra_icrs", "radeg", "alpha")
 _DEC_NAMES = ("dec", "decl", "coord_dec", "dec_deg", "dej2000", "decj2000", "de_icrs", "dec_icrs", "dedeg", "delta")
@@ -202,26 +203,36 @@ class _Source:
         if not names:
             return
         skipped_lines: list[int] = []
+        first_error: list[str] = []
 
         def on_invalid(row) -> str:
             number = row.number if row.number is not None else -1
             why = f"{row.actual_columns} fields, expected {row.expected_columns}"
             if not self.skip_bad:
-                raise InputError(f"line {number}: {why}", path=str(self.path))
+                first_error.append(f"line {number}: {why}")
+                return "error"
             self.fail(number, why)
             skipped_lines.append(number)
             return "skip"
 
-        reader = pacsv.open_csv(
-            _open_text(self.path),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=header, block_size=16 << 20,
-                                           use_threads=True),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid,
-                                             newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 null_values=list(self.nulls), strings_can_be_null=True,
-                                                 quoted_strings_can_be_null=False),
-        )
+        def fail_parse(exc: Exception, near: int):
+            if first_error:
+                raise InputError(first_error[0], path=str(self.path)) from None
+            raise InputError(f"near line {near}: {str(exc).splitlines()[0]}", path=str(self.path)) from None
+
+        try:
+            reader = pacsv.open_csv(
+                _open_text(self.path),
+                read_options=pacsv.ReadOptions(column_names=names, skip_rows=header, block_size=16 << 20,
+                                               use_threads=False),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid,
+                                                 newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                     null_values=list(self.nulls), strings_can_be_null=True,
+                                                     quoted_strings_can_be_null=False),
+            )
+        except pa.ArrowInvalid as exc:
+            fail_parse(exc, header + 1)
         target = self._target_schema(names, None)
         line = header + 1
         while True:
@@ -230,7 +241,7 @@ class _Source:
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
-                raise InputError(f"near line {line}: {str(exc).splitlines()[0]}", path=str(self.path)) from None
+                fail_parse(exc, line)
             if batch.num_rows == 0:
                 continue
             if target is None:
@@ -243,17 +254,20 @@ class _Source:
             line += batch.num_rows + (len(skipped_lines) - n_before)
 
     def _infer(self, batch: pa.RecordBatch) -> pa.Schema:
-        """Column types of a header-only CSV: int64, else float64, else string (first batch)."""
+        """Column types of a CSV without schema, from its first batch: int64 when every value
+        is an integer, float64 when at least 95% are numbers (the others are then bad rows),
+        else string."""
         fields = []
         for name, col in zip(batch.schema.names, batch.columns):
             typ = pa.string()
-            for t in (pa.int64(), pa.float64()):
-                try:
-                    col.cast(t)
-                    typ = t
-                    break
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    continue
+            valid = col.drop_null()
+            if len(valid):
+                is_int = pc.match_substring_regex(valid, r"^\s*[-+]?\d+\s*$")
+                is_num = pc.match_substring_regex(valid, _NUMBER)
+                if pc.all(is_int).as_py():
+                    typ = pa.int64()
+                elif pc.sum(is_num.cast(pa.int64())).as_py() >= 0.95 * len(valid):
+                    typ = pa.float64()
             fields.append(pa.field(name, typ))
         return pa.schema(fields)
 
@@ -779,8 +793,13 @@ def import_table(
     t0 = time.perf_counter()
     progress = progress or (lambda stage, fraction: None)
     repo = Path(repo_path)
+    from ..errors import RepoError
+    from ..repo.layout import CONFIG, REGISTRY, config_path, registry_path
+
     if not repo.is_dir():
-        raise InputError("no such repository", path=str(repo))
+        raise RepoError(f"{repo}: no such repository (create it with 'minidr init')")
+    if not config_path(repo).is_file() or not registry_path(repo).is_file():
+        raise RepoError(f"{repo}: not a minidr repository (no {CONFIG} and {REGISTRY})")
     if not _NAME.match(str(release_name)):
         raise ReleaseError(f"bad release name {release_name!r}: use letters, digits, '_', '.', '-'")
     if not _TABLE.match(str(table_name)) or table_name.lower() == "manifest":
@@ -1025,6 +1044,11 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
         if final.exists():
             raise ReleaseError(f"release {release_name} appeared while importing; nothing published")
         os.rename(staging, final)
+        from ..repo.registry import Registry
+
+        Registry(final.parent.parent).record_release(
+            release_name, str(final), spill.rows if table_name == "Object" else 0,
+            spill.rows if table_name == "Source" else 0)
     else:
         if not _renameat2_exchange(staging, final):
             old = final.parent / f".{release_name}.replaced-{os.getpid()}"
