@@ -265,7 +265,7 @@ class ExplorerApp(App):
         if query:
             self.editor.load_text(query)
             self.editor.remember(query)
-            self.run_sql(query, label="sky cell")
+            self.run_sql(query, label="from the sky map")
 
     def open_object(self, object_id: int) -> None:
         self.push_screen(ObjectScreen(self.release, object_id, self.repo))

@@ -28,6 +28,36 @@ N_RA = int(360 / CELL_DEG)   # 72 columns
 N_DEC = int(180 / CELL_DEG)  # 36 cells = 18 rows of half blocks
 # a ramp readable on dark and light backgrounds (viridis-like)
 RAMP = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+# one colour per HEALPix order of the partition map (deeper orders: denser sky)
+ORDER_COLORS = [(90, 90, 200), (40, 150, 220), (30, 180, 140), (120, 200, 60), (230, 190, 40), (240, 120, 40),
+                (220, 50, 60), (200, 60, 170)]
+
+
+def cell_centres() -> tuple[np.ndarray, np.ndarray]:
+    """RA and Dec [deg] of the centres of the (N_DEC, N_RA) cells."""
+    ra = (np.arange(N_RA) + 0.5) * CELL_DEG
+    dec = (np.arange(N_DEC) + 0.5) * CELL_DEG - 90.0
+    return np.broadcast_to(ra, (N_DEC, N_RA)), np.broadcast_to(dec[:, None], (N_DEC, N_RA))
+
+
+def partition_grid(orders: np.ndarray, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, pixel) of the partition holding each cell's centre, -1 where none does."""
+    from ..sky.healpix import healpix_index
+
+    ra, dec = cell_centres()
+    order = np.full((N_DEC, N_RA), -1, dtype=np.int64)
+    pixel = np.full((N_DEC, N_RA), -1, dtype=np.int64)
+    for k in sorted(set(orders.tolist())):
+        pix = healpix_index(ra.ravel(), dec.ravel(), k).reshape(ra.shape)
+        hit = np.isin(pix, pixels[orders == k]) & (order < 0)
+        order[hit], pixel[hit] = k, pix[hit]
+    return order, pixel
+
+
+def partition_query(table: str, order: int, pixel: int) -> str:
+    shift = 2 * (29 - order)
+    return (f"SELECT *\nFROM {table}\n-- HEALPix partition Norder={order} Npix={pixel}\n"
+            f"WHERE _healpix_29 >= {pixel << shift} AND _healpix_29 < {(pixel + 1) << shift}\nLIMIT 1000")
 
 
 def density_sql(table: str, ra: str, dec: str) -> str:
@@ -76,7 +106,9 @@ class SkyMap(Widget, can_focus=True):
         Binding("up", "move(0, 1)", "Dec+", show=False),
         Binding("down", "move(0, -1)", "Dec-", show=False),
         Binding("enter", "choose", "Query cell"),
+        Binding("p", "toggle_mode", "Partitions/density"),
     ]
+    mode: reactive[str] = reactive("density")
     cursor: reactive[Cell] = reactive(Cell(0, N_DEC // 2))
 
     class Chosen(Message):
@@ -92,6 +124,15 @@ class SkyMap(Widget, can_focus=True):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.grid: np.ndarray | None = None
+        self.orders: np.ndarray | None = None  # partition order per cell, -1 outside
+
+    def action_toggle_mode(self) -> None:
+        if self.orders is not None:
+            self.mode = "partitions" if self.mode == "density" else "density"
+
+    def watch_mode(self, mode: str) -> None:
+        self.post_message(self.Moved(self.cursor))
+        self.refresh()
 
     def set_grid(self, grid: np.ndarray) -> None:
         self.grid = grid
@@ -117,6 +158,9 @@ class SkyMap(Widget, can_focus=True):
             self.cursor = Cell(N_RA - 1 - col, N_DEC - 1 - 2 * row)
 
     def _color(self, i: int, j: int) -> Color | None:
+        if self.mode == "partitions" and self.orders is not None:
+            k = int(self.orders[j, i])
+            return None if k < 0 else Color.from_rgb(*ORDER_COLORS[min(k, len(ORDER_COLORS) - 1)])
         n = int(self.grid[j, i]) if self.grid is not None else 0
         if n == 0:
             return None
@@ -164,18 +208,21 @@ class SkyScreen(Screen):
         super().__init__()
         self.release = release
         self.table = table
+        self.part_order: np.ndarray | None = None
+        self.part_pixel: np.ndarray | None = None
         cat = release.catalogs[table]
         self.ra, self.dec = cat.ra, cat.dec
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"{self.table} per {CELL_DEG:g}° cell (log colour)  ←→↑↓ move · Enter queries the cell",
-                          style="bold"), id="sky-title")
+        yield Static(Text(f"{self.table} per {CELL_DEG:g}° cell (log colour) · p: HEALPix partitions · "
+                          "Enter queries", style="bold"), id="sky-title")
         yield SkyMap(id="sky-map")
         yield Static("counting…", id="sky-info")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(SkyMap).focus()
+        self.on_mount_partitions()
         self.load()
 
     @work(thread=True, exclusive=True, group="sky")
@@ -187,32 +234,35 @@ class SkyScreen(Screen):
             return
         self.app.call_from_thread(self.query_one(SkyMap).set_grid, grid_from(t))
 
-    def partitions_of(self, cell: Cell) -> list[tuple[int, int]]:
-        """HEALPix partitions (order, pixel) of the table containing the cell's centre."""
-        from ..sky.healpix import healpix_index
-
+    def on_mount_partitions(self) -> None:
         cat = self.release.catalogs[self.table]
-        if cat.orders is None:
-            return []
-        ra = (cell.i + 0.5) * CELL_DEG
-        dec = (cell.j + 0.5) * CELL_DEG - 90.0
-        out = []
-        for k in sorted(set(cat.orders.tolist())):
-            pix = int(healpix_index(np.array([ra]), np.array([dec]), k)[0])
-            if np.any((cat.orders == k) & (cat.pixels == pix)):
-                out.append((k, pix))
-        return out
+        if cat.orders is not None:
+            self.part_order, self.part_pixel = partition_grid(cat.orders, cat.pixels)
+            self.query_one(SkyMap).orders = self.part_order
+
+    def partition_of(self, cell: Cell) -> tuple[int, int] | None:
+        """(order, pixel) of the table's HEALPix partition holding the cell's centre."""
+        if self.part_order is None or self.part_order[cell.j, cell.i] < 0:
+            return None
+        return int(self.part_order[cell.j, cell.i]), int(self.part_pixel[cell.j, cell.i])
 
     def on_sky_map_moved(self, event: SkyMap.Moved) -> None:
         m = self.query_one(SkyMap)
         c = event.cell
         n = int(m.grid[c.j, c.i]) if m.grid is not None else 0
         total = int(m.grid.sum()) if m.grid is not None else 0
-        parts = self.partitions_of(c)
-        ptxt = ", ".join(f"Norder={k} Npix={p}" for k, p in parts) or "none"
+        part = self.partition_of(c)
+        ptxt = f"Norder={part[0]} Npix={part[1]}" if part else "none"
+        if m.mode == "partitions":
+            ptxt += " (Enter queries it; colour = order: " + " ".join(
+                str(k) for k in sorted(set(self.part_order[self.part_order >= 0].tolist()))) + ")"
         self.query_one("#sky-info", Static).update(Text.assemble(
             (f"RA {c.i * CELL_DEG:g}–{(c.i + 1) * CELL_DEG:g}°  Dec {c.j * CELL_DEG - 90:+g}–{(c.j + 1) * CELL_DEG - 90:+g}°  ", "bold"),
-            (f"{n:,} of {total:,} rows  ", ""), (f"partition at centre: {ptxt}", "dim")))
+            (f"{n:,} of {total:,} rows  ", ""), (f"partition: {ptxt}", "dim")))
 
     def on_sky_map_chosen(self, event: SkyMap.Chosen) -> None:
-        self.dismiss(cell_query(self.table, self.ra, self.dec, event.cell.i, event.cell.j))
+        part = self.partition_of(event.cell)
+        if self.query_one(SkyMap).mode == "partitions" and part is not None:
+            self.dismiss(partition_query(self.table, *part))
+        else:
+            self.dismiss(cell_query(self.table, self.ra, self.dec, event.cell.i, event.cell.j))

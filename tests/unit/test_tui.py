@@ -309,6 +309,20 @@ async def test_sky_view_counts_and_cell_query(dr):
         assert app.screen is app.screen_stack[0]
         assert "box(coord_ra, coord_dec" in app.editor.text
         assert app.results.arrow.num_rows == min(n, 1000)
+        # partition mode: Enter queries the HEALPix partition under the cursor
+        await pilot.press("f4")
+        await settle(app, pilot)
+        await pilot.press("p")
+        await pilot.pause()
+        screen = app.screen
+        k, pix = screen.partition_of(screen.query_one(SkyMap).cursor)
+        assert (k, pix) in set(zip(dr.catalogs["Object"].orders.tolist(), dr.catalogs["Object"].pixels.tolist()))
+        await pilot.press("enter")
+        await settle(app, pilot)
+        shift = 2 * (29 - k)
+        want = dr.sql(f"SELECT count(*) FROM Object WHERE _healpix_29 >> {shift} = {pix}").column(0)[0].as_py()
+        assert f"Norder={k} Npix={pix}" in app.editor.text
+        assert app.results.arrow.num_rows == min(want, 1000) > 0
 
 
 @sync
