@@ -19,7 +19,7 @@ KEYS = [
     ("Enter (browser)", "insert the column's name into the editor; open another release"),
     ("Enter (results)", "open the row's Object: stats, light curve, detections, cutout"),
     ("F3", "cone search: RA/Dec in deg or 10:12:45.3 +02:03:04, radius in arcsec"),
-    ("F4", "sky map: Objects per 5° cell; Enter queries the cell"),
+    ("F4", "sky map: Objects per 5° cell, p: HEALPix partitions; Enter queries the cell"),
     ("ctrl+e", "export the result to .csv .parquet .json .fits"),
     ("F1  ?", "this help;  ctrl+p: commands, e.g. a light or dark theme"),
     ("ctrl+q", "quit"),
