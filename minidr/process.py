@@ -21,7 +21,8 @@ from .isr import run as isr_run
 from .products import SourceFlag, ccd_visit_id, source_id
 from .units import ARCSEC_PER_DEG, inst_to_njy_scale
 
-BAD_FOR_CALIBRATION = SourceFlag.SATURATED | SourceFlag.EDGE | SourceFlag.BAD | SourceFlag.CR | SourceFlag.BLENDED
+BAD_FOR_ASTROMETRY = SourceFlag.SATURATED | SourceFlag.EDGE | SourceFlag.BAD | SourceFlag.CR
+"""Sources never used to fit the WCS (the zero point applies its own, stricter flag cut)."""
 
 
 @dataclass
@@ -58,7 +59,7 @@ def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config) -> FrameResult:
     if exp.wcs is None:
         raise AlgorithmError(f"visit {info.visit} detector {info.detector}: no header WCS to start astrometry from")
     refs = refcat_mod.select(refcat, exp.wcs, info.shape, info.band, cfg.refcat)
-    usable = (src["flags"] & int(BAD_FOR_CALIBRATION)) == 0
+    usable = (src["flags"] & int(BAD_FOR_ASTROMETRY)) == 0
     idx = np.flatnonzero(usable)
     ast = astrometry.fit_wcs(
         src["x"][idx], src["y"][idx], src["psfFlux"][idx], exp.wcs, info.shape,
