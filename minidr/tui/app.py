@@ -93,6 +93,7 @@ class ExplorerApp(App):
         self.show_timing = show_timing
         self.initial_query = query if query is not None else starter_query(release)
         self.running = False
+        self._seq = 0
         self.last_cone: tuple[str, str, str, str] | None = None
         self.last_error: str | None = None
         self.sub_title = release.name
@@ -164,30 +165,37 @@ class ExplorerApp(App):
         self.editor.remember(query)
         self.run_sql(query)
 
-    def run_sql(self, query: str, label: str = "") -> None:
+    def _start(self, label: str) -> int:
+        """A new run: cancels the one running (its result will be ignored); returns its number."""
         if self.running:
             self.release.interrupt()
         self.running = True
+        self._seq += 1
         self.results.show_running(label)
-        self._sql_worker(query, label)
+        return self._seq
 
-    @work(thread=True, exclusive=True, group="query")
-    def _sql_worker(self, query: str, label: str) -> None:
-        self._run_in_thread(lambda: self.release.sql(query), label)
+    def run_sql(self, query: str, label: str = "") -> None:
+        self._sql_worker(query, label, self._start(label))
 
-    def _run_in_thread(self, fn, label: str) -> None:
+    @work(thread=True, group="query", exit_on_error=False)
+    def _sql_worker(self, query: str, label: str, seq: int) -> None:
+        self._run_in_thread(lambda: self.release.sql(query), label, seq)
+
+    def _run_in_thread(self, fn, label: str, seq: int) -> None:
         t0 = time.perf_counter()
         try:
             table = fn()
         except MinidrError as exc:
-            self.call_from_thread(self._done, None, str(exc), label, 0.0)
+            self.call_from_thread(self._done, seq, None, str(exc), label, 0.0)
             return
         except Exception as exc:  # noqa: BLE001 - any failure is shown in place, not a crash
-            self.call_from_thread(self._done, None, f"{type(exc).__name__}: {exc}", label, 0.0)
+            self.call_from_thread(self._done, seq, None, f"{type(exc).__name__}: {exc}", label, 0.0)
             return
-        self.call_from_thread(self._done, table, None, label, time.perf_counter() - t0)
+        self.call_from_thread(self._done, seq, table, None, label, time.perf_counter() - t0)
 
-    def _done(self, table: pa.Table | None, error: str | None, label: str, elapsed: float) -> None:
+    def _done(self, seq: int, table: pa.Table | None, error: str | None, label: str, elapsed: float) -> None:
+        if seq != self._seq:  # a run replaced by a newer one
+            return
         self.running = False
         self.last_error = None if error is None else one_line(error)
         if error is not None:
@@ -210,17 +218,14 @@ class ExplorerApp(App):
         if q is None:
             return
         self.last_cone = (f"{q.ra:g}", f"{q.dec:g}", f"{q.radius_arcsec:g}", q.table)
-        if self.running:
-            self.release.interrupt()
-        self.running = True
         label = f"cone {q.table} {q.ra:.5f} {q.dec:+.5f} r={q.radius_arcsec:g}″"
-        self.results.show_running(label)
-        self._cone_worker(q, label)
+        self._cone_worker(q, label, self._start(label))
 
-    @work(thread=True, exclusive=True, group="query")
-    def _cone_worker(self, q: ConeQuery, label: str) -> None:
+    @work(thread=True, group="query", exit_on_error=False)
+    def _cone_worker(self, q: ConeQuery, label: str, seq: int) -> None:
         cols = [c for c in self.release.schema(q.table).names if c != "_healpix_29"]
-        self._run_in_thread(lambda: self.release.cone(q.ra, q.dec, q.radius_arcsec, table=q.table, columns=cols), label)
+        self._run_in_thread(lambda: self.release.cone(q.ra, q.dec, q.radius_arcsec, table=q.table, columns=cols),
+                            label, seq)
 
     def action_export(self) -> None:
         self._main_screen_only()

@@ -138,22 +138,30 @@ class ObjectScreen(Screen):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
-    @work(thread=True, exclusive=True, group="object")
+    @work(thread=True, exclusive=True, group="object", exit_on_error=False)
     def load(self) -> None:
         try:
             obj = self.release.sql(f"SELECT * FROM Object WHERE objectId = {self.object_id}", max_rows=1)
             lc = self.release.lightcurve(self.object_id)
-        except MinidrError as exc:
+        except Exception as exc:  # noqa: BLE001 - shown on the screen, never a crash
             self.app.call_from_thread(self._show_error, one_line(exc))
             return
         self.app.call_from_thread(self._show, obj, lc)
-        self._load_cutout(lc)
+        try:
+            info, pixels = self.cutout_for(lc)
+        except Exception as exc:  # noqa: BLE001
+            info, pixels = f"no cutout: {one_line(exc)}", None
+        self.app.call_from_thread(self._show_cutout, info, pixels)
 
     def _show_error(self, message: str) -> None:
+        if not self.is_attached:  # the user went back before the data came
+            return
         self.query_one("#object-title", Static).update(Text(f"Object {self.object_id}: {message}", style="bold red"))
 
     def _show(self, obj: pa.Table, lc: pa.Table) -> None:
         self.lightcurve = lc
+        if not self.is_attached:
+            return
         title = self.query_one("#object-title", Static)
         if obj.num_rows == 0:
             title.update(Text(f"Object {self.object_id}: not in the Object table", style="bold red"))
@@ -195,10 +203,6 @@ class ObjectScreen(Screen):
 
     # -- cutout -----------------------------------------------------------------------
 
-    def _load_cutout(self, lc: pa.Table) -> None:
-        info, pixels = self.cutout_for(lc)
-        self.app.call_from_thread(self._show_cutout, info, pixels)
-
     def cutout_for(self, lc: pa.Table):
         """(text, pixels or None): the calexp around the Object's best Source (highest S/N)."""
         if self.repo is None:
@@ -232,6 +236,8 @@ class ObjectScreen(Screen):
 
     def _show_cutout(self, info: str, pixels) -> None:
         self.cutout_info = info
+        if not self.is_attached:
+            return
         self.query_one("#object-cutout-info", Static).update(Text(info))
         self.query_one("#object-cutout", CutoutView).set_image(pixels)
 

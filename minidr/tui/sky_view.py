@@ -225,14 +225,22 @@ class SkyScreen(Screen):
         self.on_mount_partitions()
         self.load()
 
-    @work(thread=True, exclusive=True, group="sky")
+    @work(thread=True, exclusive=True, group="sky", exit_on_error=False)
     def load(self) -> None:
         try:
             t = self.release.sql(density_sql(self.table, self.ra, self.dec), max_rows=N_RA * N_DEC + 10)
         except MinidrError as exc:
-            self.app.call_from_thread(self.query_one("#sky-info", Static).update, f"✗ {one_line(exc)}")
+            self.app.call_from_thread(self._show, None, f"✗ {one_line(exc)}")
             return
-        self.app.call_from_thread(self.query_one(SkyMap).set_grid, grid_from(t))
+        self.app.call_from_thread(self._show, grid_from(t), None)
+
+    def _show(self, grid, error: str | None) -> None:
+        if not self.is_attached:  # the user went back before the counts came
+            return
+        if error:
+            self.query_one("#sky-info", Static).update(error)
+        else:
+            self.query_one(SkyMap).set_grid(grid)
 
     def on_mount_partitions(self) -> None:
         cat = self.release.catalogs[self.table]

@@ -266,6 +266,13 @@ async def test_escape_cancels_a_long_query(dr):
         assert app.results.error == "query cancelled"
         await run_query(app, pilot, "SELECT 42 AS answer")  # the connection is fine afterwards
         assert app.results.arrow.column("answer")[0].as_py() == 42
+        # a new query while one runs replaces it: the long one is cancelled, its error not shown
+        app.editor.load_text(LONG_QUERY)
+        await pilot.press("ctrl+j")
+        await pilot.pause(0.3)
+        await run_query(app, pilot, "SELECT 7 AS seven")
+        assert not app.running and app.results.error is None
+        assert app.results.arrow.column("seven")[0].as_py() == 7
 
 
 @sync
