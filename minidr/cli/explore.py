@@ -8,7 +8,9 @@ import click
 @click.command("explore")
 @click.argument("repo", type=click.Path(file_okay=False))
 @click.option("--release", "release_name", default=None, help="Release name (default: the newest).")
-def explore(repo: str, release_name: str | None) -> None:
+@click.option("--theme", default=None,
+              help="Colour theme, e.g. textual-light, textual-dark, ansi-light, ansi-dark (terminal colours).")
+def explore(repo: str, release_name: str | None, theme: str | None) -> None:
     """Browse and query a release in the terminal: release browser, SQL editor with spatial
     functions, results, cone search, Object view (light curve, cutout) and sky map.
 
@@ -20,6 +22,7 @@ def explore(repo: str, release_name: str | None) -> None:
     from ..tui.app import ExplorerApp
 
     try:
-        ExplorerApp(dr).run()
+        app = ExplorerApp(dr, theme=theme)
+        app.run()
     finally:
         dr.close()

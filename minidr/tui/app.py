@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
-from ..errors import MinidrError
+from ..errors import InputError, MinidrError
 from ._format import one_line
 from .catalog import CatalogPane, CatalogTree
 from .cone import ConeQuery, ConeScreen
@@ -86,8 +86,13 @@ class ExplorerApp(App):
         Binding("question_mark", "help", "Help", show=False),
     ]
 
-    def __init__(self, release, *, query: str | None = None, show_timing: bool = True) -> None:
+    def __init__(self, release, *, query: str | None = None, show_timing: bool = True,
+                 theme: str | None = None) -> None:
         super().__init__()
+        if theme is not None:
+            if theme not in self.available_themes:
+                raise InputError(f"unknown theme {theme!r}; themes: {', '.join(self.available_themes)}")
+            self.theme = theme
         self.release = release
         self.repo = repo_of(release)
         self.show_timing = show_timing

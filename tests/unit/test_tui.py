@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import functools
+import subprocess
 import sys
 from pathlib import Path
 
@@ -469,3 +470,24 @@ async def test_browser_switches_release(tmp_path):
         await run_query(app, pilot, "SELECT count(*) AS n FROM Object")
         assert app.results.arrow.column("n")[0].as_py() == 50
     app.release.close()
+
+
+def test_cli_imports_no_textual_until_it_runs():
+    code = ("import sys, minidr, minidr.cli, minidr.cli.explore, minidr.tui; "
+            "assert 'textual' not in sys.modules, 'textual imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_unknown_theme_is_one_error(dr):
+    from minidr.errors import InputError
+
+    with pytest.raises(InputError, match="textual-light"):
+        ExplorerApp(dr, theme="no-such-theme")
+
+
+@sync
+async def test_light_theme_runs_a_query(dr):
+    app = ExplorerApp(dr, show_timing=False, theme="textual-light")
+    async with app.run_test(size=SIZE) as pilot:
+        await run_query(app, pilot, "SELECT objectId FROM Object LIMIT 3")
+        assert app.theme == "textual-light" and app.results.arrow.num_rows == 3
