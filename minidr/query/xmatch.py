@@ -111,7 +111,9 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
     seps = np.full(n, np.nan)
     matched = None
     if idx_good.size:
-        ucell = healpix29(ra[idx_good], dec[idx_good]) >> shift
+        ura = ra if idx_good.size == n else np.ascontiguousarray(ra[idx_good])
+        udec = dec if idx_good.size == n else np.ascontiguousarray(dec[idx_good])
+        ucell = healpix29(ura, udec) >> shift
         nb = np.asarray(nested.neighbours(ucell.astype(np.uint64), k), dtype=np.int64)  # (m, 9), -1 = none
         ko = min(k, int(cat.orders.max())) if cat.orders is not None and cat.orders.size else k
         cells = _unique(nb[nb >= 0] >> (2 * (k - ko)))
@@ -134,13 +136,7 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
             # visit the user rows in cell order: the binary searches then walk the
             # catalogue in order (cache friendly) instead of jumping at random
             uo = np.argsort(ucell, kind="stable")
-            best_s, sep_s = K.nearest_in_cells(ccell, cra, cdec, np.ascontiguousarray(nb[uo]),
-                                               np.ascontiguousarray(ra[idx_good][uo]),
-                                               np.ascontiguousarray(dec[idx_good][uo]), r_deg)
-            best = np.empty_like(best_s)
-            sep = np.empty_like(sep_s)
-            best[uo] = best_s
-            sep[uo] = sep_s
+            best, sep = K.nearest_in_cells(ccell, cra, cdec, nb, ura, udec, r_deg, uo)
             hit = best >= 0
             gidx = best[hit] if perm is None else perm[best[hit]]
             matched, where = _fetch_rows(files, counts, gidx, cat_cols)

@@ -278,20 +278,23 @@ def polygon_mask_rows(ra, dec, values, offsets):
 
 
 @njit(parallel=True)
-def nearest_in_cells(cat_cell, cat_ra, cat_dec, user_cells, user_ra, user_dec, radius):
+def nearest_in_cells(cat_cell, cat_ra, cat_dec, user_cells, user_ra, user_dec, radius, visit):
     """Nearest catalogue row within ``radius`` [deg] of each user position [deg].
 
     ``cat_cell`` (sorted ascending) is the HEALPix cell of each catalogue row at some order;
     ``user_cells`` (m, k) are the cells to search for each user row (its own cell and its
     neighbours; -1 entries are skipped). Returns (index into the catalogue or -1, separation
-    [deg] or NaN). Ties keep the lower catalogue index.
+    [deg] or NaN). Ties keep the lower catalogue index. ``visit`` is the order in which user
+    rows are processed (by cell: the searches then walk the catalogue in order).
     """
     m = user_ra.shape[0]
+    n = cat_cell.shape[0]
     best = np.full(m, -1, dtype=np.int64)
     sep = np.full(m, np.nan)
     sr = math.sin(0.5 * min(radius, 180.0) * DEG)
     lim = sr * sr
-    for i in prange(m):
+    for ii in prange(m):
+        i = visit[ii]
         ra0 = user_ra[i]
         dec0 = user_dec[i]
         cd0 = math.cos(dec0 * DEG)
@@ -301,15 +304,17 @@ def nearest_in_cells(cat_cell, cat_ra, cat_dec, user_cells, user_ra, user_dec, r
             c = user_cells[i, j]
             if c < 0:
                 continue
-            lo = np.searchsorted(cat_cell, c, side="left")
-            hi = np.searchsorted(cat_cell, c, side="right")
-            for t in range(lo, hi):
-                sd = math.sin(0.5 * (cat_dec[t] - dec0) * DEG)
-                sa = math.sin(0.5 * (cat_ra[t] - ra0) * DEG)
-                h = sd * sd + math.cos(cat_dec[t] * DEG) * cd0 * sa * sa
-                if h <= lim and (h < bh or (h == bh and t < bi)):
-                    bh = h
-                    bi = t
+            t = np.searchsorted(cat_cell, c)
+            while t < n and cat_cell[t] == c:
+                dd = cat_dec[t] - dec0
+                if abs(dd) <= radius:  # cheap reject before any trig
+                    sd = math.sin(0.5 * dd * DEG)
+                    sa = math.sin(0.5 * (cat_ra[t] - ra0) * DEG)
+                    h = sd * sd + math.cos(cat_dec[t] * DEG) * cd0 * sa * sa
+                    if h <= lim and (h < bh or (h == bh and t < bi)):
+                        bh = h
+                        bi = t
+                t += 1
         if bi >= 0:
             best[i] = bi
             sep[i] = ang_sep_scalar(ra0, dec0, cat_ra[bi], cat_dec[bi])
