@@ -252,22 +252,18 @@ def find_cosmic_rays(image: np.ndarray, variance: np.ndarray, mask: np.ndarray,
     cr = np.zeros(image.shape, dtype=np.uint8)
     k.cr_seeds(image, variance, mask, sky, _CR_BLOCK, float(cfg.cr_sigma), float(cfg.cr_contrast),
                float(cfg.cr_noise), _CR_SKIP, cr)
-    ys, xs = np.nonzero(cr)
+    ys, xs = k.flag_coords(cr)
     if ys.size == 0:
         return 0
-    ys, xs = ys.astype(np.int64), xs.astype(np.int64)
+    # hits are replaced in place as they are found (the replacement only ever reads
+    # unflagged pixels, and every flagged pixel is written again at the end)
     all_y, all_x = [ys], [xs]
-    work = image
     new_y, new_x = ys, xs
     for _ in range(int(cfg.cr_iterations)):
         if new_y.size == 0:
             break
-        # replace the hits found so far by a local median, then test their neighbours
-        if work is image:
-            work = image.copy()
-        hy, hx = np.concatenate(all_y), np.concatenate(all_x)
-        work[hy, hx] = k.local_medians(image, cr, mask, _CR_SKIP, sky, _CR_BLOCK, hy, hx)
-        new_y, new_x = k.cr_extend(work, variance, mask, sky, _CR_BLOCK, cr, new_y, new_x,
+        image[new_y, new_x] = k.local_medians(image, cr, mask, _CR_SKIP, sky, _CR_BLOCK, new_y, new_x)
+        new_y, new_x = k.cr_extend(image, variance, mask, sky, _CR_BLOCK, cr, new_y, new_x,
                                    float(cfg.cr_grow_sigma), float(cfg.cr_contrast),
                                    float(cfg.cr_noise), _CR_SKIP)
         all_y.append(new_y)
