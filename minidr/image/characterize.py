@@ -169,7 +169,7 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg):
     point = ~big & ((src["flags"] & int(SourceFlag.SATURATED)) == 0)
     alpha, beta, e1, e2 = psf.params_at(src["x"], src["y"])
     flux = np.where(point, src["psfFlux"] / psf.apcorr, 0.0)
-    model = kernels.render_psf_models(ny, nx, src["x"], src["y"], flux, alpha, beta, e1, e2, 2 * psf.fit_radius)
+    model = kernels.render_psf_models(ny, nx, src["x"], src["y"], flux, alpha, beta, e1, e2, psf.fit_radius + (psf.fit_radius + 1) // 2)
     resid = dk.clean_image(bgsub - model, mask, CLEAN_BITS)
     k = gaussian_kernel1d(psf.fwhm / 2.3548, 3.5)
     knorm = float((k * k).sum())

@@ -68,8 +68,9 @@ def moffat_stamp(alpha, beta, e1, e2, fx, fy, radius):
                         u = 1.0 + q
                         gx = 2.0 * (a * ddx + b * ddy)
                         gy = 2.0 * (b * ddx + c * ddy)
-                        lap = beta * u ** (-beta - 2.0) * ((beta + 1.0) * (gx * gx + gy * gy) - u * 2.0 * (a + c))
-                        acc += u ** (-beta) + lap / 216.0
+                        f0 = u ** (-beta)
+                        lap = beta * f0 / (u * u) * ((beta + 1.0) * (gx * gx + gy * gy) - u * 2.0 * (a + c))
+                        acc += f0 + lap / 216.0
                 out[iy, ix] = norm * acc / 9.0
             else:
                 # pixel integral ~ f + (f_xx + f_yy) / 24 (second-order midpoint rule)
@@ -77,18 +78,19 @@ def moffat_stamp(alpha, beta, e1, e2, fx, fy, radius):
                 u = 1.0 + q
                 gx = 2.0 * (a * dx + b * dy)
                 gy = 2.0 * (b * dx + c * dy)
-                lap = beta * u ** (-beta - 2.0) * ((beta + 1.0) * (gx * gx + gy * gy) - u * 2.0 * (a + c))
-                out[iy, ix] = norm * (u ** (-beta) + lap / 24.0)
+                f0 = u ** (-beta)
+                lap = beta * f0 / (u * u) * ((beta + 1.0) * (gx * gx + gy * gy) - u * 2.0 * (a + c))
+                out[iy, ix] = norm * (f0 + lap / 24.0)
     return out
 
 
-@njit(parallel=True)
+@njit
 def moffat_stamps(alpha, beta, e1, e2, fx, fy, radius):
     """Many :func:`moffat_stamp` at once: arrays of parameters in, ``(n, 2r+1, 2r+1)`` out."""
     n = alpha.shape[0]
     m = 2 * radius + 1
     out = np.empty((n, m, m), dtype=np.float64)
-    for i in prange(n):
+    for i in range(n):
         out[i] = moffat_stamp(alpha[i], beta[i], e1[i], e2[i], fx[i], fy[i], radius)
     return out
 

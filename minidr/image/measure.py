@@ -194,18 +194,18 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
     r = psf.fit_radius
     for _ in range(max(cfg.neighbour_iterations, 0)):
         model = kernels.render_psf_models(image.shape[0], image.shape[1], cx, cy, flux / psf.apcorr,
-                                          alpha, beta, e1, e2, 2 * r)
+                                          alpha, beta, e1, e2, r + (r + 1) // 2)
         resid = image - model
         dfl, _, _, _, _ = kernels.psf_flux_kernel(resid, variance, mask, cx, cy, alpha, beta, e1, e2, r,
                                                   EXCLUDE_BITS, FLAG_MAP, 0)
         flux = np.where(np.isfinite(dfl) & np.isfinite(flux), flux + dfl * psf.apcorr, flux)
     if cfg.neighbour_iterations > 0:
         model = kernels.render_psf_models(image.shape[0], image.shape[1], cx, cy, flux / psf.apcorr,
-                                          alpha, beta, e1, e2, 2 * r)
+                                          alpha, beta, e1, e2, r + (r + 1) // 2)
         resid = image - model
         af, ae, _, aflags = kernels.aperture_flux_kernel(resid, variance, mask, cx, cy, rap,
                                                          EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
-        own = psf_aperture_fraction(psf, cx, cy, rap)
+        own = enclosed_fraction(psf, cfg.aperture_radius)
         good = np.isfinite(flux) & (flux > 0)
         af = af + np.where(good, flux / psf.apcorr * own, 0.0)
     else:

@@ -230,10 +230,12 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
     order = cfg.spatial_order
     while order > 0 and sx.size < 15 * len(_terms(order)):
         order -= 1
-    model, keep, rms = _fit(image, variance, mask, sx, sy, cfg.stamp_radius, order, fwhm_guess,
+    # stamps of at most 3 FWHM: beyond, the wings carry little weight and neighbours more
+    radius = int(min(cfg.stamp_radius, max(6, math.ceil(3.0 * fwhm_guess))))
+    model, keep, rms = _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess,
                             footprints=footprints)
     if keep.sum() < keep.size and keep.sum() >= 3:
-        model, keep2, rms = _fit(image, variance, mask, sx[keep], sy[keep], cfg.stamp_radius, order,
+        model, keep2, rms = _fit(image, variance, mask, sx[keep], sy[keep], radius, order,
                                  model.fwhm, start=model, footprints=footprints)
         n_used = int(keep.sum())
     else:
@@ -320,7 +322,7 @@ def _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess, start: PsfMod
     hi = np.full(p0.size, np.inf)
     lo[0], hi[0] = math.log(0.2), math.log(30.0)  # 1.25 < beta < 31
     p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
-    res = least_squares(resid, p0, bounds=(lo, hi), x_scale="jac", max_nfev=60 * p0.size)
+    res = least_squares(resid, p0, bounds=(lo, hi), x_scale="jac", max_nfev=15 * p0.size, xtol=1e-6, ftol=1e-8)
     beta, la, e1, e2 = unpack(res.x)
     model = PsfModel(image.shape, beta, la, e1, e2, order)
     r = res.fun.reshape(d.shape)
