@@ -209,8 +209,8 @@ class ExplorerApp(App):
             self.results.show_table(table, label=label, elapsed=elapsed)
 
     def action_cancel(self) -> None:
-        if not self.running:
-            raise SkipAction()
+        if not self.running or len(self.screen_stack) > 1:
+            raise SkipAction()  # Esc then does what the focused widget or screen does with it
         self.release.interrupt()
 
     def action_cone(self) -> None:
@@ -292,7 +292,9 @@ class ExplorerApp(App):
     def _switch_release(self, name: str) -> None:
         from ..query import open_release
 
-        if self.running or self.repo is None:
+        if self.repo is None:
+            return
+        if self.running:
             self.notify("a query is running: Esc cancels it first", severity="warning")
             return
         try:

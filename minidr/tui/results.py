@@ -38,7 +38,7 @@ class ResultsTable(DataTable):
             unit = unit_of(f)
             label = Text(f.name + "\n" + (f"[{unit}]" if unit else ""), style="bold",
                          justify="right" if num else "left")
-            self.add_column(label, key=f.name)
+            self.add_column(label)  # no key: a join may repeat a column name
         self.load_more()
 
     def load_more(self) -> None:

@@ -177,6 +177,10 @@ async def test_bad_query_error_in_one_line(dr):
         assert app.results.error and "\n" not in app.results.error
         await run_query(app, pilot, "SELECT count(*) AS n FROM Object")
         assert app.results.error is None and app.results.arrow.column("n")[0].as_py() == N_OBJECTS
+        # a join repeating column names is shown as it is
+        await run_query(app, pilot, "SELECT a.objectId, b.objectId FROM Object a JOIN Object b USING (objectId) LIMIT 3")
+        assert app.results.error is None and app.results.table.row_count == 3
+        assert len(app.results.table.columns) == 2
 
 
 @sync
