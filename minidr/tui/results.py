@@ -4,6 +4,7 @@ errors shown in place on one line."""
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -28,8 +29,10 @@ class ResultsTable(DataTable):
         self.arrow: pa.Table | None = None
         self.loaded = 0
         self._numeric: list[bool] = []
+        self._sorted: tuple[int, str] | None = None
 
     def show(self, table: pa.Table) -> None:
+        self._sorted = None
         self.clear(columns=True)
         self.arrow = table
         self.loaded = 0
@@ -78,6 +81,23 @@ class ResultsTable(DataTable):
         v = self.arrow.column(names["objectid"])[row].as_py()
         return None if v is None else int(v)
 
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """Click on a header: sort the whole result by that column (again: descending)."""
+        if self.arrow is None or self.arrow.num_rows == 0:
+            return
+        event.stop()
+        i = event.column_index
+        order = "descending" if self._sorted == (i, "ascending") else "ascending"
+        idx = pc.array_sort_indices(self.arrow.column(i), order=order, null_placement="at_end")
+        meta = self.arrow.schema.metadata
+        sorted_table = self.arrow.take(idx).replace_schema_metadata(meta)
+        self.show(sorted_table)
+        self._sorted = (i, order)
+        pane = self.parent
+        if isinstance(pane, ResultsPane):
+            pane.sort_note = f"sorted by {self.arrow.column_names[i]} {'↑' if order == 'ascending' else '↓'}"
+            pane.refresh_status()
+
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
         oid = self.object_id_at(event.coordinate.row)
         if oid is not None:
@@ -97,6 +117,7 @@ class ResultsPane(Vertical):
         self.elapsed: float | None = None
         self.error: str | None = None
         self.running = False
+        self.sort_note = ""
 
     def compose(self) -> ComposeResult:
         yield Static("Run a query (ctrl+j) or a cone search (F3).", id="results-status")
@@ -120,6 +141,7 @@ class ResultsPane(Vertical):
     def show_table(self, table: pa.Table, label: str = "", elapsed: float | None = None) -> None:
         self.running, self.error = False, None
         self.label, self.elapsed = label, elapsed
+        self.sort_note = ""
         self.table.show(table)
         self.refresh_status()
 
@@ -148,6 +170,8 @@ class ResultsPane(Vertical):
             text.append(f"  {self.elapsed:.3f} s", style="dim")
         if self.label:
             text.append(f"  {self.label}", style="dim")
+        if self.sort_note:
+            text.append(f"  {self.sort_note}", style="dim")
         if any(name.lower() == "objectid" for name in t.column_names) and n:
             text.append("  Enter: object view", style="dim italic")
         status.update(text)

@@ -144,6 +144,16 @@ async def test_query_rows_and_lazy_paging(dr):
         status = str(app.query_one("#results-status").render())
         assert f"{N_OBJECTS} rows" in status and "truncated" not in status and f"{PAGE} loaded" in status
         assert "[deg]" in str(table.ordered_columns[1].label)
+        # a click on a header sorts the whole result, again: descending
+        await pilot.click("#results-table", offset=(18, 0))  # coord_ra
+        await pilot.pause()
+        ras = sorted(res.arrow.column("coord_ra").to_pylist())
+        assert float(str(table.get_cell_at((0, 1)))) == pytest.approx(ras[0], rel=1e-8)
+        await pilot.click("#results-table", offset=(18, 0))
+        await pilot.pause()
+        assert float(str(table.get_cell_at((0, 1)))) == pytest.approx(ras[-1], rel=1e-8)
+        assert res.arrow.column("coord_ra")[0].as_py() == ras[-1]
+        assert "sorted by coord_ra ↓" in str(app.query_one("#results-status").render())
         table.focus()
         for _ in range(3):  # to the last loaded row, again and again: pages come in
             await pilot.press("ctrl+end")
