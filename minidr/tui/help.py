@@ -18,6 +18,7 @@ KEYS = [
     ("F2  F5  F6", "focus the editor / results / release browser;  F9: hide the browser"),
     ("Enter (browser)", "insert the column's name into the editor; open another release"),
     ("Enter (results)", "open the row's Object: stats, light curve, detections, cutout"),
+    ("click a header", "sort the whole result by that column; again: descending"),
     ("F3", "cone search: RA/Dec in deg or 10:12:45.3 +02:03:04, radius in arcsec"),
     ("F4", "sky map: Objects per 5° cell, p: HEALPix partitions; Enter queries the cell"),
     ("ctrl+e", "export the result to .csv .parquet .json .fits"),
