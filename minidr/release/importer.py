@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -640,7 +641,7 @@ def _input_entry(path: Path) -> dict:
 
 def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: str, ra: str, dec: str,
                    sort_columns: tuple[str, ...], partition_rows: int, row_group_rows: int, compression: str,
-                   budget: int, progress: Callable[[str, float], None]) -> tuple[list[Partition], list[str]]:
+                   budget: int, progress: Callable[[str, float], None], jobs: int = 2) -> tuple[list[Partition], list[str]]:
     """Passes 2 and 3: plan partitions from the histogram, group them, write them."""
     pixels, counts = hist.result()
     partitions = plan_from_counts(pixels, counts, partition_rows)
@@ -695,23 +696,32 @@ def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: st
             table = spill.table()
         table = table.drop_columns(["__line"]) if "__line" in table.column_names else table
         order = _row_order(table, sort_columns, name)
-        table = _clean_schema(table)
-        table = table.take(pa.array(order)).combine_chunks()
+        table = _clean_schema(table).combine_chunks()
+        identity = bool(np.all(order[1:] > order[:-1]))
         if options is None:
             options = _write_options(table.schema, row_group_rows, compression)
             common_schema = table.schema
         start = partitions[idx[0]].start
-        for i in idx:
+
+        def work(i: int, table=table, order=order, identity=identity, start=start) -> pq.FileMetaData:
             p = partitions[i]
+            lo = p.start - start
+            rows = table.slice(lo, p.n_rows) if identity else table.take(pa.array(order[lo:lo + p.n_rows]))
             rel = partition_path(p.order, p.pixel)
             path = directory / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table.slice(p.start - start, p.n_rows), path, **options)
+            pq.write_table(rows, path, **options)
             meta = pq.read_metadata(path)
             meta.set_file_path(rel[len("dataset/"):])
-            metas[i] = meta
-            written += p.n_rows
-            progress("write", written / max(total, 1))
+            return meta
+
+        # largest partitions first keeps the threads busy; the bytes do not depend on the order
+        with ThreadPoolExecutor(max(1, min(jobs, len(idx)))) as pool:
+            futures = {i: pool.submit(work, i) for i in sorted(idx, key=lambda k: -partitions[k].n_rows)}
+            for i in idx:
+                metas[i] = futures[i].result()
+                written += partitions[i].n_rows
+                progress("write", written / max(total, 1))
         del table
         if group_files:
             group_files[g].unlink()
@@ -998,7 +1008,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
         partitions, files = _write_catalog(
             spill, hist, cat_dir, name=table_name, ra=ra_col, dec=dec_col, sort_columns=sort_columns,
             partition_rows=partition_rows, row_group_rows=row_group_rows, compression=compression,
-            budget=budget, progress=progress)
+            budget=budget, progress=progress, jobs=min(4, os.cpu_count() or 1))
         shutil.rmtree(staging / ".spill", ignore_errors=True)
         report.kind, report.partitions, report.ra, report.dec = "hats", len(partitions), ra_col, dec_col
         report.files = [f"{table_name}/{f}" for f in files]
