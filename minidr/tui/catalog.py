@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static, Tree
@@ -27,6 +28,7 @@ class CatalogTree(Tree[Node]):
     """Releases -> tables -> columns. Enter on a column inserts its name into the editor."""
 
     BORDER_TITLE = "Release"
+    BINDINGS = [Binding("i", "insert_name", "Insert name", show=False)]
 
     class ColumnChosen(Message):
         def __init__(self, name: str) -> None:
@@ -68,6 +70,12 @@ class CatalogTree(Tree[Node]):
                     desc = description_of(f)
                     info = f"{table}.{f.name} ({f.type}{', ' + unit if unit else ''})" + (f": {desc}" if desc else "")
                     tnode.add_leaf(cl, data=Node("column", name, table, f.name, info))
+
+    def action_insert_name(self) -> None:
+        """i: insert the highlighted table's or column's name into the editor."""
+        node = self.cursor_node.data if self.cursor_node is not None else None
+        if node is not None and node.kind in ("table", "column"):
+            self.post_message(self.ColumnChosen(node.column or node.table))
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         node = event.node.data

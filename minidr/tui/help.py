@@ -16,7 +16,7 @@ KEYS = [
     ("Esc", "cancel the running query"),
     ("ctrl+up / ctrl+down", "older / newer query of the history;  F8: the history list"),
     ("F2  F5  F6", "focus the editor / results / release browser;  F9: hide the browser"),
-    ("Enter (browser)", "insert the column's name into the editor; open another release"),
+    ("Enter (browser)", "insert the column's name into the editor; open another release;  i: insert a table's name"),
     ("Enter (results)", "open the row's Object: stats, light curve, detections, cutout"),
     ("click a header", "sort the whole result by that column; again: descending"),
     ("F3", "cone search: RA/Dec in deg or 10:12:45.3 +02:03:04, radius in arcsec"),

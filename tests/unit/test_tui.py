@@ -128,6 +128,10 @@ async def test_tree_shows_tables_and_inserts_a_column(dr):
         await pilot.press("enter")
         assert app.editor.text == "SELECT coord_ra FROM Object"
         assert app.focused is app.editor
+        app.editor.load_text("SELECT * FROM ")
+        app.editor.move_cursor(app.editor.document.end)
+        await pilot.press("f6", "up", "up", "up", "i")  # back up to the Object table
+        assert app.editor.text == "SELECT * FROM Object"
 
 
 @sync
