@@ -25,7 +25,7 @@ from minidr.sky.regions import (
     xyz_to_radec,
 )
 
-SETTINGS = dict(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # -- slow copies ------------------------------------------------------------------------------
