@@ -24,7 +24,12 @@ from ..errors import QueryError
 from ..sky import kernels as K
 from ..sky.healpix import ORDER_MAX
 
-FUNCTIONS_SQL = Path(__file__).resolve().parents[2] / "sql" / "functions.sql"
+# sql/functions.sql of the source tree (editable installs), or a copy shipped in the package
+_CANDIDATES = (
+    Path(__file__).resolve().parents[2] / "sql" / "functions.sql",
+    Path(__file__).resolve().parents[1] / "sql" / "functions.sql",
+)
+FUNCTIONS_SQL = next((p for p in _CANDIDATES if p.is_file()), _CANDIDATES[0])
 
 
 def _f64(arr) -> np.ndarray:
@@ -88,4 +93,8 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
         "__hpx_neighbours", _hpx_neighbours, [T("BIGINT"), T("INTEGER")], T("BIGINT[]"),
         type="arrow", side_effects=False,
     )
-    con.execute(FUNCTIONS_SQL.read_text())
+    try:
+        text = FUNCTIONS_SQL.read_text()
+    except OSError:
+        raise QueryError(f"{FUNCTIONS_SQL}: the spatial SQL functions are missing from this installation") from None
+    con.execute(text)
