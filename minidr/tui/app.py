@@ -124,13 +124,14 @@ class ExplorerApp(App):
         editor.focus()
         self.call_after_refresh(lambda: editor.move_cursor(editor.document.end))
 
+    # widgets of the main screen, found there even while another screen is on top
     @property
     def editor(self) -> SqlEditor:
-        return self.query_one("#editor", SqlEditor)
+        return self.screen_stack[0].query_one("#editor", SqlEditor)
 
     @property
     def results(self) -> ResultsPane:
-        return self.query_one("#results", ResultsPane)
+        return self.screen_stack[0].query_one("#results", ResultsPane)
 
     # -- actions ------------------------------------------------------------------------
 
@@ -149,11 +150,11 @@ class ExplorerApp(App):
 
     def action_focus_pane(self, widget_id: str) -> None:
         self._main_screen_only()
-        self.query_one(f"#{widget_id}").focus()
+        self.screen_stack[0].query_one(f"#{widget_id}").focus()
 
     def action_toggle_catalog(self) -> None:
         self._main_screen_only()
-        pane = self.query_one("#catalog", CatalogPane)
+        pane = self.screen_stack[0].query_one("#catalog", CatalogPane)
         pane.display = not pane.display
         if not pane.display and pane.has_focus_within:
             self.editor.focus()
@@ -307,8 +308,8 @@ class ExplorerApp(App):
         self.sub_title = new.name
         tables = ordered_tables(new)
         schemas = {t: new.schema(t) for t in tables}
-        self.query_one(CatalogTree).populate(release_names(new), new.name, tables, schemas)
-        self.query_one("#catalog", CatalogPane).border_title = f"Release {new.name}"
+        self.screen_stack[0].query_one(CatalogTree).populate(release_names(new), new.name, tables, schemas)
+        self.screen_stack[0].query_one("#catalog", CatalogPane).border_title = f"Release {new.name}"
 
     def on_results_table_object_chosen(self, event: ResultsTable.ObjectChosen) -> None:
         if self.screen is self.screen_stack[0]:

@@ -509,3 +509,21 @@ async def test_light_theme_runs_a_query(dr):
     async with app.run_test(size=SIZE) as pilot:
         await run_query(app, pilot, "SELECT objectId FROM Object LIMIT 3")
         assert app.theme == "textual-light" and app.results.arrow.num_rows == 3
+
+
+@sync
+async def test_query_finishing_behind_another_screen(dr):
+    app = ExplorerApp(dr, show_timing=False)
+    async with app.run_test(size=SIZE) as pilot:
+        app.editor.load_text(LONG_QUERY)
+        await pilot.press("ctrl+j")
+        await pilot.pause(0.2)
+        await pilot.press("f1")  # help on top while the query runs
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        dr.interrupt()  # the query ends while the help is shown
+        await settle(app, pilot)
+        assert app.results.error == "query cancelled" and not app.running
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.screen_stack[0]
