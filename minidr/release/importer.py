@@ -518,7 +518,7 @@ class _Spill:
         if self.path is None:
             yield from self.batches
             return
-        with pa.memory_map(str(self.path)) as src:
+        with pa.OSFile(str(self.path)) as src:
             reader = ipc.open_file(src)
             for i in range(reader.num_record_batches):
                 yield reader.get_batch(i)
@@ -526,7 +526,7 @@ class _Spill:
     def table(self) -> pa.Table:
         if self.path is None:
             return pa.Table.from_batches(self.batches, schema=self.schema)
-        with pa.memory_map(str(self.path)) as src:
+        with pa.OSFile(str(self.path)) as src:
             return ipc.open_file(src).read_all()
 
     def remove(self) -> None:
@@ -690,7 +690,7 @@ def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: st
     written = 0
     for g, idx in enumerate(groups):
         if group_files:
-            with pa.memory_map(str(group_files[g])) as src:
+            with pa.OSFile(str(group_files[g])) as src:
                 table = ipc.open_file(src).read_all()
         else:
             table = spill.table()
