@@ -532,11 +532,11 @@ def prune(stmt: exp.Expression, tables: dict[str, TableSpec], plan: Plan) -> exp
 
 
 def neighbour_order(radius_deg: float, max_order: int = 20) -> int:
-    """Order whose cells are >= 4 x radius wide, so pairs closer than ``radius`` lie in the
+    """Order whose cells are >= 2 x radius wide (mean size), so pairs closer than ``radius`` lie in the
     same or adjacent cells."""
     if radius_deg <= 0:
         return max_order
-    k = math.floor(math.log2(_PIX0_DEG / (4.0 * radius_deg)))
+    k = math.floor(math.log2(_PIX0_DEG / (2.0 * radius_deg)))
     return int(min(max_order, max(0, k)))
 
 

@@ -1,7 +1,7 @@
 """Cross-match a user's list of positions against a release table (nearest within a radius).
 
 Two phases, as every spatial query here. Coarse: the user positions' HEALPix cells at an
-order whose cells are >= 4x the radius (:func:`minidr.query.rewrite.neighbour_order`),
+order whose cells are >= 2x the radius (:func:`minidr.query.rewrite.neighbour_order`),
 plus their 8 neighbours, select the partition files to read; only their ``_healpix_29``
 and position columns are read. Exact: a numba kernel (:func:`minidr.sky.kernels.nearest_in_cells`)
 walks, for each user row, the catalogue rows of those 9 cells (binary search on the
