@@ -24,7 +24,12 @@ class ConeQuery:
 
 
 def parse_cone(ra: str, dec: str, radius: str, table: str, tables: list[str]) -> ConeQuery:
-    """Check the form's fields; raises ValueError with a message for the user."""
+    """Check the form's fields; raises ValueError with a message for the user.
+
+    A position pasted whole into the RA field (``10:12:45.3 +02:03:04`` or ``153.2 2.05``)
+    with Dec left empty is split in two."""
+    if not dec.strip() and len(ra.replace(",", " ").split()) == 2:
+        ra, dec = ra.replace(",", " ").split()
     try:
         ra_deg = parse_ra(ra.strip())
     except (MinidrError, ValueError) as exc:

@@ -527,3 +527,17 @@ async def test_query_finishing_behind_another_screen(dr):
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.screen_stack[0]
+
+
+def test_cone_fields():
+    from minidr.tui.cone import parse_cone
+
+    tables = ["Object", "Source"]
+    q = parse_cone("10:12:45.3", "+02:03:04", "30", "object", tables)
+    assert q.ra == pytest.approx(153.18875) and q.dec == pytest.approx(2.0511111) and q.table == "Object"
+    q2 = parse_cone("10:12:45.3 +02:03:04", "", "30", "Source", tables)  # pasted whole
+    assert (q2.ra, q2.dec, q2.table) == (q.ra, q.dec, "Source")
+    for fields, word in [(("x", "0", "1", "Object"), "RA"), (("1", "95", "1", "Object"), "Dec"),
+                         (("1", "0", "-1", "Object"), "radius"), (("1", "0", "1", "Visit"), "table")]:
+        with pytest.raises(ValueError, match=word):
+            parse_cone(*fields, tables)
