@@ -21,9 +21,8 @@ from minidr._jit import njit, prange
 def _clipped_stats(v, clip, maxiter):
     """(median, mean, std) of v after iterative clipping at median +- clip * std.
 
-    Each iteration is two passes over the values: sums within the current interval
-    (mean, std) and a 512-bin histogram of them whose interpolated half-count point is the
-    median (accurate to ~1/500 of the interval, i.e. ~0.01 std)."""
+    Each iteration is one pass over the values: sums within the current interval (mean,
+    std) and a 512-bin histogram of them whose interpolated half-count point is the median (accurate to ~1/500 of the interval, i.e. ~0.01 std)."""
     n = v.shape[0]
     s0 = 0.0
     s1 = 0.0
@@ -48,35 +47,9 @@ def _clipped_stats(v, clip, maxiter):
         if not (b > a):
             break
         hist[:] = 0
-        m = 0
         below = 0
+        above = 0
         w = (b - a) / nb
-        for t in range(n):
-            x = float(v[t])
-            if x < lo or x > hi:
-                continue
-            if x < a:
-                below += 1
-                continue
-            k = int((x - a) / w)
-            if k >= nb:
-                k = nb - 1
-            hist[k] += 1
-            m += 1
-        tot = m + below
-        for t in range(n):
-            x = float(v[t])
-            if x > b and x <= hi:
-                tot += 1
-        half = 0.5 * tot
-        c = float(below)
-        med = b
-        for k in range(nb):
-            if c + hist[k] >= half:
-                med = a + w * (k + (half - c) / max(hist[k], 1))
-                break
-            c += hist[k]
-        # mean and std within [lo, hi]
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
@@ -88,6 +61,23 @@ def _clipped_stats(v, clip, maxiter):
             s0 += 1.0
             s1 += d
             s2 += d * d
+            if x < a:
+                below += 1
+            elif x > b:
+                above += 1
+            else:
+                k = int((x - a) / w)
+                if k >= nb:
+                    k = nb - 1
+                hist[k] += 1
+        half = 0.5 * s0
+        c = float(below)
+        med = b
+        for k in range(nb):
+            if c + hist[k] >= half:
+                med = a + w * (k + (half - c) / max(hist[k], 1))
+                break
+            c += hist[k]
         if s0 < 3:
             break
         mean = ref + s1 / s0
@@ -212,6 +202,39 @@ def subtract_and_clean(image, back, mask, excl_bits):
             if (mask[y, x] & excl_bits) or not math.isfinite(v):
                 v = 0.0
             out[y, x] = v
+    return out
+
+
+@njit(parallel=True)
+def bin2(image):
+    """2x2 mean of a float32 image (a last odd row/column is averaged on its own)."""
+    ny, nx = image.shape
+    my = (ny + 1) // 2
+    mx = (nx + 1) // 2
+    out = np.empty((my, mx), dtype=np.float32)
+    for j in prange(my):
+        for i in range(mx):
+            acc = 0.0
+            c = 0
+            for yy in range(2 * j, min(2 * j + 2, ny)):
+                for xx in range(2 * i, min(2 * i + 2, nx)):
+                    acc += image[yy, xx]
+                    c += 1
+            out[j, i] = acc / c
+    return out
+
+
+@njit(parallel=True)
+def mask_from_binned(mask, binned, bit):
+    """``mask`` with ``bit`` set on every pixel whose 2x2 bin is True in ``binned``."""
+    ny, nx = mask.shape
+    out = np.empty((ny, nx), dtype=np.uint16)
+    for y in prange(ny):
+        for x in range(nx):
+            m = mask[y, x]
+            if binned[y // 2, x // 2]:
+                m |= bit
+            out[y, x] = m
     return out
 
 
