@@ -159,6 +159,7 @@ class _Source:
         self.bad = bad  # shared list of "file: line N: why" of skipped rows
         self.skipped = 0
         self.unit = "line" if fmt in ("csv", "tsv") else "row"
+        self.fraction = 0.0  # of the file read so far (Parquet, FITS; 0 for CSV until done)
 
     def fail(self, number: int, why: str) -> None:
         """A bad row: raise, or count it when skipping."""
@@ -354,6 +355,7 @@ class _Source:
             numbers = row + np.arange(batch.num_rows, dtype=np.int64)
             yield self._convert(batch, target, numbers)
             row += batch.num_rows
+            self.fraction = (row - 1) / max(1, pf.metadata.num_rows)
 
     # -- FITS ----------------------------------------------------------------------------
 
@@ -399,6 +401,7 @@ class _Source:
                 batch = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
                 numbers = start + 1 + np.arange(batch.num_rows, dtype=np.int64)
                 yield self._convert(batch, target or batch.schema, numbers)
+                self.fraction = min(nrows, start + BATCH_ROWS) / max(1, nrows)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         if self.fmt in ("csv", "tsv"):
@@ -751,7 +754,7 @@ def _write_unpartitioned(spill: _Spill, path: Path, sort_columns: tuple[str, ...
         table = table.drop_columns(["__line"]) if "__line" in table.column_names else table
         _write_flat(table, path, sort_columns, row_group_rows, compression)
         return
-    schema = _clean_schema(pa.Table.from_batches([], schema=spill.schema).drop_columns(["__line"])).schema
+    schema = _clean_schema(pa.Table.from_batches([], schema=spill.schema)).schema
     options = _write_options(schema, row_group_rows, compression)
     options.pop("sorting_columns")
     options.pop("row_group_size")
@@ -976,10 +979,8 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
                 batch = pa.RecordBatch.from_arrays(
                     [pa.array(hp, type=pa.int64())] + list(batch.columns),
                     schema=pa.schema([healpix_field()] + list(batch.schema)))
-            spill.add(batch)
-            if fmt == "parquet" or fmt == "fits":
-                pass
-            progress("read", min(1.0, (done_bytes + size * 0.0) / total_bytes))
+            spill.add(batch.drop_columns(["__line"]))  # line numbers are needed only up to here
+            progress("read", min(1.0, (done_bytes + size * src.fraction) / total_bytes))
         skipped += src.skipped
         done_bytes += size
         progress("read", done_bytes / total_bytes)
@@ -1060,6 +1061,9 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
             release_name, str(final), spill.rows if table_name == "Object" else 0,
             spill.rows if table_name == "Source" else 0)
     else:
+        now_sha = load_manifest(final).get("manifest_sha256") if final.exists() else None
+        if now_sha != base_manifest.get("manifest_sha256"):
+            raise ReleaseError(f"release {release_name} changed while importing (another import?); nothing published")
         if not _renameat2_exchange(staging, final):
             old = final.parent / f".{release_name}.replaced-{os.getpid()}"
             os.rename(final, old)
