@@ -66,15 +66,53 @@ def lightcurve_points(lc: pa.Table) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-class LightCurvePlot(PlotextPlot):
-    """psfFlux [nJy] against MJD per band: Sources with error bars (●), ForcedSources (·) and
-    forced non-detections (×)."""
+AB_ZERO_POINT = 31.4  # mag of 1 nJy
+LIMIT_SIGMA = 5.0  # non-detections in magnitudes: upper limits at 5 sigma
 
-    def show(self, points: dict) -> None:
+
+def in_magnitudes(points: dict) -> dict:
+    """The same points in AB magnitudes: positive fluxes only (errors 1.0857 e/f); forced
+    non-detections become upper limits at ``LIMIT_SIGMA`` times their flux error."""
+    out = {}
+    for band, kinds in points.items():
+        out[band] = {}
+        for key, p in kinds.items():
+            f, e, t = p["f"], p["e"], p["t"]
+            q = {}
+            if key == "forced":
+                nd = p["nondet"]
+                ok = (f > 0) & ~nd
+                lim = nd & (e > 0)
+                q["lim_t"] = t[lim]
+                q["lim"] = -2.5 * np.log10(LIMIT_SIGMA * e[lim]) + AB_ZERO_POINT
+                q["nondet"] = np.zeros(int(ok.sum()), dtype=bool)
+            else:
+                ok = f > 0
+            q["t"] = t[ok]
+            q["f"] = -2.5 * np.log10(f[ok]) + AB_ZERO_POINT
+            q["e"] = 2.5 / np.log(10.0) * e[ok] / f[ok]
+            out[band][key] = q
+    return out
+
+
+def _negated(points: dict) -> dict:
+    return {b: {k: {n: (-v if n in ("f", "lim") else v) for n, v in p.items()} for k, p in kinds.items()}
+            for b, kinds in points.items()}
+
+
+class LightCurvePlot(PlotextPlot):
+    """psfFlux [nJy] (or AB mag) against MJD per band: Sources with error bars (●),
+    ForcedSources (·) and forced non-detections (× in flux, ▼ upper limits in magnitudes)."""
+
+    def show(self, points: dict, mags: bool = False) -> None:
         plt = self.plt
         plt.clear_figure()
         plt.xlabel("MJD")
-        plt.ylabel("psfFlux [nJy]")
+        plt.ylabel("AB mag" if mags else "psfFlux [nJy]")
+        sign = 1.0
+        if mags:
+            # brighter up: plot -mag and label the axis with mag (plotext's yreverse does not flip)
+            points, sign = _negated(in_magnitudes(points)), -1.0
         t_all = []
         for band, kinds in points.items():
             color = BAND_COLORS.get(band, "gray")
@@ -94,8 +132,19 @@ class LightCurvePlot(PlotextPlot):
                     plt.scatter(forced["t"][nd].tolist(), forced["f"][nd].tolist(), marker="×", color=color,
                                 label=f"{band} forced, no det")
                 t_all.extend(forced["t"].tolist())
+            if forced is not None and forced.get("lim_t") is not None and forced["lim_t"].size:
+                plt.scatter(forced["lim_t"].tolist(), forced["lim"].tolist(), marker="▼", color=color,
+                            label=f"{band} {LIMIT_SIGMA:g}σ limit")
+                t_all.extend(forced["lim_t"].tolist())
         if not t_all:
             plt.title("no Source or ForcedSource rows")
+        elif mags:
+            ys = [v for kinds in points.values() for p in kinds.values() for k in ("f", "lim") if k in p
+                  for v in p[k].tolist()]
+            if ys:
+                lo, hi = min(ys), max(ys)
+                ticks = np.linspace(lo, hi, 5) if hi > lo else np.array([lo])
+                plt.yticks(ticks.tolist(), [f"{sign * t:.2f}" for t in ticks])
         self.refresh()
 
 
@@ -107,6 +156,7 @@ class ObjectScreen(Screen):
         Binding("l", "tab('lc')", "Light curve"),
         Binding("d", "tab('det')", "Detections"),
         Binding("c", "tab('cut')", "Cutout"),
+        Binding("m", "toggle_mags", "mag/flux"),
     ]
 
     def __init__(self, release, object_id: int, repo: Path | None) -> None:
@@ -117,6 +167,8 @@ class ObjectScreen(Screen):
         self.lightcurve: pa.Table | None = None
         self.object_row: dict | None = None
         self.cutout_info = ""
+        self.points: dict | None = None
+        self.mags = False
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Object {self.object_id}  loading…", style="bold"), id="object-title")
@@ -134,6 +186,11 @@ class ObjectScreen(Screen):
 
     def on_mount(self) -> None:
         self.load()
+
+    def action_toggle_mags(self) -> None:
+        self.mags = not self.mags
+        if self.points is not None:
+            self.query_one("#object-lc", LightCurvePlot).show(self.points, self.mags)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -179,7 +236,8 @@ class ObjectScreen(Screen):
                 t.append(f"  ext {row['refExtendedness']:.2g}", style="dim")
             title.update(t)
             self._fill_stats(obj.schema, row)
-        self.query_one("#object-lc", LightCurvePlot).show(lightcurve_points(lc))
+        self.points = lightcurve_points(lc)
+        self.query_one("#object-lc", LightCurvePlot).show(self.points, self.mags)
         det = lc.filter(pc.equal(lc.column("kind"), "source")) if lc.num_rows else lc
         cols = [c for c in DETECTION_COLUMNS if c in det.column_names]
         self.query_one("#object-detections", ResultsTable).show(det.select(cols))

@@ -29,7 +29,7 @@ from minidr.tui.app import ExplorerApp  # noqa: E402
 from minidr.tui.catalog import CatalogTree  # noqa: E402
 from minidr.tui.cutout import asinh_stretch, cut, half_block_lines  # noqa: E402
 from minidr.tui.editor import statement_at  # noqa: E402
-from minidr.tui.object_view import ObjectScreen, lightcurve_points  # noqa: E402
+from minidr.tui.object_view import ObjectScreen, in_magnitudes, lightcurve_points  # noqa: E402
 from minidr.tui.results import PAGE  # noqa: E402
 from minidr.tui.sky_view import SkyMap, SkyScreen  # noqa: E402
 
@@ -261,6 +261,14 @@ async def test_object_view(dr):
         assert screen.lightcurve.num_rows == lc.num_rows == 6  # 3 Sources + 3 ForcedSources
         points = lightcurve_points(screen.lightcurve)
         assert sum(p["det"]["t"].size + p["forced"]["t"].size for p in points.values()) == 6
+        await pilot.press("m")  # magnitudes: Sources and forced points with positive flux, limits
+        await pilot.pause()
+        mags = in_magnitudes(points)
+        for band, p in points.items():
+            pos = p["det"]["f"] > 0
+            assert np.allclose(mags[band]["det"]["f"], -2.5 * np.log10(p["det"]["f"][pos]) + 31.4)
+            assert mags[band]["forced"]["lim_t"].size == int(p["forced"]["nondet"].sum())
+        assert screen.mags
         det = screen.query_one("#object-detections", DataTable)
         assert det.row_count == 3
         assert "no calexp" in screen.cutout_info  # synthetic release: no processed frames
