@@ -19,6 +19,7 @@ KEYS = [
     ("Enter (browser)", "insert the column's name into the editor; open another release;  i: insert a table's name"),
     ("Enter (results)", "open the row's Object: stats, light curve, detections, cutout"),
     ("click a header", "sort the whole result by that column; again: descending"),
+    ("Object view", "l light curve · d detections · c cutout · m magnitudes/flux · Esc back"),
     ("F3", "cone search: RA/Dec in deg or 10:12:45.3 +02:03:04, radius in arcsec"),
     ("F4", "sky map: Objects per 5° cell, p: HEALPix partitions; Enter queries the cell"),
     ("ctrl+e", "export the result to .csv .parquet .json .fits"),
