@@ -26,7 +26,7 @@ INTERP = 64
 # --- overscan -----------------------------------------------------------------------------
 
 
-@njit(parallel=True)
+@njit
 def overscan_row_medians(amp, y0, y1, x0, x1):
     """Median of the overscan columns ``[x0:x1]`` of each amplifier row [ADU].
 
@@ -36,7 +36,7 @@ def overscan_row_medians(amp, y0, y1, x0, x1):
     ny = amp.shape[0]
     n = x1 - x0
     out = np.empty(ny, dtype=np.float64)
-    for r in prange(y0, y1):
+    for r in range(y0, y1):
         buf = np.empty(n, dtype=np.float64)
         for j in range(n):
             buf[j] = amp[r, x0 + j]
@@ -171,7 +171,7 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
 # --- masks --------------------------------------------------------------------------------
 
 
-@njit(parallel=True)
+@njit
 def grow_mask_bit(mask, bit, radius, row_or):
     """Dilate mask bit ``bit`` by a square of half-size ``radius`` pixels, in place.
 
@@ -189,7 +189,7 @@ def grow_mask_bit(mask, bit, radius, row_or):
     if not anyrow:
         return
     tmp = np.zeros((ny, nx), dtype=np.uint8)
-    for y in prange(ny):
+    for y in range(ny):
         if has[y]:
             for x in range(nx):
                 if mask[y, x] & bit:
@@ -197,7 +197,7 @@ def grow_mask_bit(mask, bit, radius, row_or):
                     hi = min(nx, x + radius + 1)
                     for k in range(lo, hi):
                         tmp[y, k] = 1
-    for y in prange(ny):
+    for y in range(ny):
         lo = max(0, y - radius)
         hi = min(ny, y + radius + 1)
         near = False
@@ -215,13 +215,13 @@ def grow_mask_bit(mask, bit, radius, row_or):
         row_or[y] |= bit
 
 
-@njit(parallel=True)
+@njit
 def count_bits(mask, row_or):
     """Number of pixels with each of the 16 bits of a uint16 mask set (int64[16]); rows whose
     ``row_or`` is 0 are skipped."""
     ny, nx = mask.shape
-    per_row = np.zeros((ny, 16), dtype=np.int64)
-    for y in prange(ny):
+    counts = np.zeros(16, dtype=np.int64)
+    for y in range(ny):
         if row_or[y] == 0:
             continue
         for x in range(nx):
@@ -229,8 +229,8 @@ def count_bits(mask, row_or):
             if v:
                 for b in range(16):
                     if v & (1 << b):
-                        per_row[y, b] += 1
-    return per_row.sum(axis=0)
+                        counts[b] += 1
+    return counts
 
 
 @njit(parallel=True)
@@ -279,7 +279,7 @@ def interpolate_rows(image, variance, mask, badbits, keepbits, row_or):
 # --- stacking helpers shared with calib ---------------------------------------------------
 
 
-@njit(parallel=True)
+@njit
 def block_medians(image, mask, badbits, block, step):
     """Median of the pixels (without ``badbits``) in each ``block`` x ``block`` cell,
     sampling every ``step``-th pixel along each axis. NaN for an empty cell."""
@@ -287,7 +287,7 @@ def block_medians(image, mask, badbits, block, step):
     nby = (ny + block - 1) // block
     nbx = (nx + block - 1) // block
     out = np.empty((nby, nbx), dtype=np.float64)
-    for cy in prange(nby):
+    for cy in range(nby):
         buf = np.empty(((block + step - 1) // step) ** 2, dtype=np.float64)
         for cx in range(nbx):
             n = 0
@@ -370,12 +370,12 @@ def cr_seeds(work, variance, mask, sky, block, nsigma, contrast, noise_k, skipbi
                     out[y, x] = 1
 
 
-@njit(parallel=True)
+@njit
 def flag_coords(flags):
     """``(ys, xs)`` int64 of the non-zero pixels of a uint8 plane, row-major (np.nonzero)."""
     ny, nx = flags.shape
     counts = np.zeros(ny, dtype=np.int64)
-    for y in prange(ny):
+    for y in range(ny):
         c = 0
         row = flags[y]
         for x in range(nx):
@@ -386,7 +386,7 @@ def flag_coords(flags):
         starts[y + 1] = starts[y] + counts[y]
     ys = np.empty(starts[ny], dtype=np.int64)
     xs = np.empty(starts[ny], dtype=np.int64)
-    for y in prange(ny):
+    for y in range(ny):
         if counts[y] == 0:
             continue
         k = starts[y]
@@ -427,7 +427,7 @@ def cr_extend(work, variance, mask, sky, block, cr, ys, xs, nsigma, contrast, no
     return ry, rx
 
 
-@njit(parallel=True)
+@njit
 def local_medians(src, flagged, mask, avoidbits, fallback, block, ys, xs):
     """For each listed pixel, the median of the unflagged pixels of ``src`` (without
     ``avoidbits``) in the smallest square window (half-size 2 to 8) holding at least 4 of
@@ -435,7 +435,7 @@ def local_medians(src, flagged, mask, avoidbits, fallback, block, ys, xs):
     ny, nx = src.shape
     n = ys.shape[0]
     out = np.empty(n, dtype=np.float64)
-    for k in prange(n):
+    for k in range(n):
         buf = np.empty(17 * 17, dtype=np.float64)
         y = ys[k]
         x = xs[k]
