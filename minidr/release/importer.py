@@ -178,18 +178,13 @@ class _Source:
         if self.ddl is not None:
             names = self.ddl.schema.names
             lower = {n.lower(): n for n in names}
-            if all(f.strip().lower() in lower for f in first) and len(first) == len(names):
-                return [lower[f.strip().lower()] for f in first], 1
-            if all(f.strip().lower() in lower for f in first) and len(first) < len(names):
-                return [lower[f.strip().lower()] for f in first], 1
-            if not any(_looks_numeric(f) for f in first) and any(f.strip().lower() not in lower for f in first):
-                unknown = [f for f in first if f.strip().lower() not in lower]
-                if len(first) != len(names) or all(not _looks_numeric(f) for f in first[:1]) and len(unknown) == len(first):
-                    if len(first) != len(names):
-                        raise InputError(
-                            f"the header names column(s) {', '.join(unknown[:5])} that the schema does not have",
-                            path=str(self.path))
+            if all(f.strip().lower() in lower for f in first):
+                return [lower[f.strip().lower()] for f in first], 1  # a header (any order, any case)
             if len(first) != len(names):
+                if not any(_looks_numeric(f) for f in first):
+                    unknown = [f for f in first if f.strip().lower() not in lower]
+                    raise InputError(f"the header names column(s) {', '.join(unknown[:5])} that the schema does "
+                                     "not have", path=str(self.path))
                 raise InputError(f"line 1 has {len(first)} fields, the schema {len(names)} columns", path=str(self.path))
             return list(names), 0
         if any(not _looks_numeric(f) for f in first if f not in self.nulls):

@@ -246,3 +246,15 @@ def test_cli_import_and_one_line_error(repo, tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: release C already has a table Obj")
+
+
+def test_csv_header_in_any_order_and_unknown_header_column(repo, tmp_path):
+    (tmp_path / "obj.sql").write_text(DDL)
+    f = tmp_path / "obj.csv"
+    f.write_text("NAME,decl,RA,objectId\nx,1.5,20.0,7\n")
+    import_table(repo, "H", "Obj", [f], schema=tmp_path / "obj.sql")
+    got = open_release(repo, "H").sql("SELECT objectId, ra, decl, name, gFlux FROM Obj").to_pylist()
+    assert got == [{"objectId": 7, "ra": 20.0, "decl": 1.5, "name": "x", "gFlux": None}]
+    f.write_text("objectId,ra,decl,colour\n7,20.0,1.5,red\n")
+    with pytest.raises(InputError, match="header names column.s. colour"):
+        import_table(repo, "H2", "Obj", [f], schema=tmp_path / "obj.sql")
