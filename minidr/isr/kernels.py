@@ -129,10 +129,11 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
     three calib masks are OR-ed in; without, bias/dark/flat/masks are not read (pass 1x1
     dummies). Pixels at or above ``sat_adu`` get SAT; a non-finite result or a flat <= 0
     gets NO_DATA (value 0) for later interpolation. ``row_or[oy]`` accumulates (OR) the mask
-    bits of each output row, so that later mask passes can skip clean rows (amplifiers must be
-    run one after the other: rows shared by two amplifiers are OR-ed, not raced). Output rows are written in order; a
-    flipped amplifier's rows are read backwards. Per-row views indexed from 0 keep the inner
-    loops free of negative-index checks, so they vectorise.
+    bits of each output row, so that later mask passes can skip clean rows (amplifiers must
+    be run one after the other: rows shared by two amplifiers are OR-ed, not raced). Output
+    rows are written in order; a flipped amplifier's rows are read backwards (x flips via a
+    reversed copy of the row). Per-row views indexed from 0 keep the inner loops free of
+    negative-index checks, so they vectorise.
     """
     ny = dy1 - dy0
     nx = dx1 - dx0
