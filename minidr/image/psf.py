@@ -230,6 +230,10 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
     order = cfg.spatial_order
     while order > 0 and sx.size < 15 * len(_terms(order)):
         order -= 1
+    # 40 bright stars per coefficient constrain the model well; more only cost time
+    nfit = 40 * len(_terms(order))
+    if sx.size > nfit:
+        sx, sy = sx[:nfit], sy[:nfit]
     # stamps of at most 3 FWHM: beyond, the wings carry little weight and neighbours more
     radius = int(min(cfg.stamp_radius, max(6, math.ceil(3.0 * fwhm_guess))))
     model, keep, rms = _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess,
