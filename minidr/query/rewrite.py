@@ -497,7 +497,12 @@ def prune(stmt: exp.Expression, tables: dict[str, TableSpec], plan: Plan) -> exp
             continue
         nsrc = len(_select_sources(select))
         found: dict[str, list[Region]] = {}
-        for term in _conjuncts(select.args.get("where")):
+        terms = _conjuncts(select.args.get("where"))
+        joins = select.args.get("joins") or []
+        if not any(j.side for j in joins):  # inner joins only: ON terms then act like WHERE terms
+            for j in joins:
+                terms += _conjuncts(j.args.get("on"))
+        for term in terms:
             rt = _region_term(term)
             if rt is None:
                 continue

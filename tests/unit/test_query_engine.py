@@ -208,6 +208,13 @@ def test_pruning_reads_only_overlapping_files_and_row_groups(dr, objects):
         assert st_["files"] == 1, (q, st_)
         assert st_["row_groups"] <= 2 < full["row_groups"], (q, st_)
         assert objects["objectId"][i] in ids(dr.sql(q, dialect))
+    # an inner join's ON condition prunes too, with the same rows as the WHERE form
+    on = dr.sql(f"SELECT s.sourceId FROM Source s JOIN Object o ON s.objectId = o.objectId "
+                f"AND cone(o.coord_ra, o.coord_dec, {ra0}, {dec0}, 0.5) ORDER BY 1", max_rows=10**6)
+    assert dr.last_plan.regions
+    wh = dr.sql(f"SELECT s.sourceId FROM Source s, Object o WHERE s.objectId = o.objectId "
+                f"AND cone(o.coord_ra, o.coord_dec, {ra0}, {dec0}, 0.5) ORDER BY 1", max_rows=10**6)
+    assert on["sourceId"].to_pylist() == wh["sourceId"].to_pylist() and on.num_rows >= 2
     # a join: the Source side is pruned through its own position columns
     st_ = dr.scan_stats(f"SELECT s.sourceId FROM Source s JOIN Object o ON s.objectId = o.objectId "
                         f"WHERE cone(s.ra, s.dec, {ra0}, {dec0}, 0.01)")

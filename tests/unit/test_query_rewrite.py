@@ -66,6 +66,10 @@ def test_pruning_only_on_own_position_columns_and_in_and():
     p = t("SELECT s.sourceId FROM Source s JOIN Object o ON s.objectId = o.objectId "
           "WHERE (cone(s.ra, s.dec, 1, 2, 0.1)) AND box(o.coord_ra, o.coord_dec, 0, 1, 2, 3)")
     assert set(p.regions) == {"s", "o"}
+    p = t("SELECT s.sourceId FROM Source s JOIN Object o ON s.objectId = o.objectId AND cone(o.coord_ra, o.coord_dec, 1, 2, 0.1)")
+    assert set(p.regions) == {"o"}
+    p = t("SELECT s.sourceId FROM Source s LEFT JOIN Object o ON s.objectId = o.objectId AND cone(o.coord_ra, o.coord_dec, 1, 2, 0.1)")
+    assert not p.regions  # an outer join's ON must not filter the preserved side
     p = t("SELECT count(*) FROM (SELECT * FROM Object WHERE ang_sep(1, 2, coord_ra, coord_dec) < 5/3600.0) x")
     assert p.regions and '"object"._healpix_29 between' in p.sql.lower()
 
