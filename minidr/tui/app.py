@@ -80,6 +80,7 @@ class ExplorerApp(App):
         Binding("f3", "cone", "Cone"),
         Binding("f4", "sky", "Sky"),
         Binding("f8", "history", "History"),
+        Binding("f7", "dialect", "Dialect", show=False, priority=True),
         Binding("f9", "toggle_catalog", "Browser", show=False, priority=True),
         Binding("escape", "cancel", "Cancel", show=False, priority=True),
         Binding("f1", "help", "Help"),
@@ -98,6 +99,7 @@ class ExplorerApp(App):
         self.show_timing = show_timing
         self.initial_query = query if query is not None else starter_query(release)
         self.running = False
+        self.dialect = "duckdb"
         self._seq = 0
         self.last_cone: tuple[str, str, str, str] | None = None
         self.last_error: str | None = None
@@ -118,11 +120,20 @@ class ExplorerApp(App):
 
     def on_mount(self) -> None:
         self.query_one("#catalog", CatalogPane).border_title = f"Release {self.release.name}"
-        self.query_one("#editor", SqlEditor).border_title = "Query  ctrl+j runs"
+        self._title_editor()
         self.query_one("#results", ResultsPane).border_title = "Results"
         editor = self.query_one("#editor", SqlEditor)
         editor.focus()
         self.call_after_refresh(lambda: editor.move_cursor(editor.document.end))
+
+    def _title_editor(self) -> None:
+        self.editor.border_title = f"Query ({self.dialect}, F7 changes)  ctrl+j runs"
+
+    def action_dialect(self) -> None:
+        """F7: the SQL dialect of the editor: DuckDB (with the spatial functions), ADQL, Qserv."""
+        self._main_screen_only()
+        self.dialect = self.DIALECTS[(self.DIALECTS.index(self.dialect) + 1) % len(self.DIALECTS)]
+        self._title_editor()
 
     # widgets of the main screen, found there even while another screen is on top
     @property
@@ -135,7 +146,8 @@ class ExplorerApp(App):
 
     # -- actions ------------------------------------------------------------------------
 
-    MAIN_SCREEN_ACTIONS = {"run_query", "export", "focus_pane", "cone", "sky", "history", "toggle_catalog"}
+    MAIN_SCREEN_ACTIONS = {"run_query", "export", "focus_pane", "cone", "sky", "history", "toggle_catalog", "dialect"}
+    DIALECTS = ("duckdb", "adql", "qserv")
 
     def check_action(self, action: str, parameters) -> bool | None:
         """Keys of the main screen are off (and hidden from the footer) on the others."""
@@ -185,7 +197,8 @@ class ExplorerApp(App):
 
     @work(thread=True, group="query", exit_on_error=False)
     def _sql_worker(self, query: str, label: str, seq: int) -> None:
-        self._run_in_thread(lambda: self.release.sql(query), label, seq)
+        dialect = self.dialect
+        self._run_in_thread(lambda: self.release.sql(query, dialect=dialect), label, seq)
 
     def _run_in_thread(self, fn, label: str, seq: int) -> None:
         t0 = time.perf_counter()

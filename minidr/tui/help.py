@@ -14,6 +14,7 @@ from textual.widgets import Static
 KEYS = [
     ("ctrl+j / ctrl+enter", "run the query: the selection, or the statement under the cursor"),
     ("Esc", "cancel the running query"),
+    ("F7", "SQL dialect: duckdb (default) → adql (SELECT TOP, CONTAINS...) → qserv"),
     ("ctrl+up / ctrl+down", "older / newer query of the history;  F8: the history list"),
     ("F2  F5  F6", "focus the editor / results / release browser;  F9: hide the browser"),
     ("Enter (browser)", "insert the column's name into the editor; open another release;  i: insert a table's name"),

@@ -549,3 +549,19 @@ def test_cone_fields():
                          (("1", "0", "-1", "Object"), "radius"), (("1", "0", "1", "Visit"), "table")]:
         with pytest.raises(ValueError, match=word):
             parse_cone(*fields, tables)
+
+
+@sync
+async def test_adql_dialect_with_f7(dr):
+    row = dr.sql("SELECT coord_ra, coord_dec FROM Object ORDER BY objectId LIMIT 1").to_pylist()[0]
+    adql = (f"SELECT TOP 5 objectId FROM Object WHERE CONTAINS(POINT('ICRS', coord_ra, coord_dec), "
+            f"CIRCLE('ICRS', {row['coord_ra']}, {row['coord_dec']}, 1.0)) = 1")
+    app = ExplorerApp(dr, show_timing=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f7")
+        assert app.dialect == "adql" and "adql" in str(app.editor.border_title)
+        await run_query(app, pilot, adql)
+        assert app.results.error is None
+        assert app.results.arrow.num_rows == dr.sql(adql, dialect="adql").num_rows > 0
+        await pilot.press("f7", "f7")
+        assert app.dialect == "duckdb"
