@@ -623,6 +623,28 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copy2(p, target)
 
 
+def _remove_stale(parent: Path, name: str) -> None:
+    """Remove ``.NAME.import-PID`` / ``.NAME.replaced-PID`` left by imports that no longer run."""
+    for p in list(parent.glob(f".{name}.import-*")) + list(parent.glob(f".{name}.replaced-*")):
+        try:
+            pid = int(p.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        if p.name.startswith(f".{name}.replaced-") and not (parent / name).exists():
+            os.rename(p, parent / name)  # a swap interrupted between its two renames: put the release back
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def _release_settings(repo: Path) -> tuple[int, int, str]:
     from ..config import ReleaseConfig, load
     from ..repo.layout import config_path
@@ -875,6 +897,7 @@ def import_table(
 
     parent = releases_dir(repo)
     parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(parent, release_name)
     staging = parent / f".{release_name}.import-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)

@@ -190,7 +190,10 @@ def test_fits_table_units_and_positions_guessed(repo, tmp_path):
 def test_table_without_positions_is_flat(repo, tmp_path):
     f = tmp_path / "filters.csv"
     f.write_text("band,lambdaEff\nr,620.0\ng,480.0\nu,360.0\n")
+    stale = repo / "releases" / ".M.import-999999999"  # left by a process that died
+    (stale / "Filter").mkdir(parents=True)
     rep = import_table(repo, "M", "Filter", [f])
+    assert not stale.exists()
     assert rep.kind == "parquet" and rep.files == ["Filter.parquet"]
     assert open_release(repo, "M").sql("SELECT band FROM Filter ORDER BY lambdaEff")["band"].to_pylist() == ["u", "g", "r"]
 
