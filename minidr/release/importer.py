@@ -36,6 +36,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -150,6 +151,9 @@ def _first_line(path: Path, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter), [])
 
 
+_FAIL_LOCK = threading.Lock()
+
+
 class _Source:
     """One input file read in Arrow batches of the target schema, each with the line (or row)
     number of its first row; bad rows either raise or are counted and dropped."""
@@ -165,9 +169,10 @@ class _Source:
         """A bad row: raise, or count it when skipping."""
         if not self.skip_bad:
             raise InputError(f"{self.unit} {number}: {why}", path=str(self.path))
-        self.skipped += 1
-        if len(self.bad) < 20:
-            self.bad.append(f"{self.path}: {self.unit} {number}: {why}")
+        with _FAIL_LOCK:  # the reading thread and the main thread both report bad rows
+            self.skipped += 1
+            if len(self.bad) < 20:
+                self.bad.append(f"{self.path}: {self.unit} {number}: {why}")
 
     # -- CSV / TSV -----------------------------------------------------------------------
 
@@ -404,6 +409,45 @@ class _Source:
         if self.fmt == "parquet":
             return self._parquet_batches()
         return self._fits_batches()
+
+
+def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Run ``batches`` in a thread, ``depth`` batches ahead: decoding the next batch (pyarrow,
+    GIL released) overlaps the work on this one. Errors are raised here, in order."""
+    import queue
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def run():
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(5.0)
 
 
 # --------------------------------------------------------------------------- positions
@@ -934,7 +978,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
     schema0: pa.Schema | None = None
     for path, fmt, size in zip(paths, formats, sizes):
         src = _Source(path, fmt, ddl, nulls, skip_bad, bad)
-        for batch in src.batches():
+        for batch in _prefetch(src.batches()):
             names = [n for n in batch.schema.names if n != "__line"]
             if schema0 is None:
                 schema0 = pa.schema([batch.schema.field(n) for n in names])
