@@ -315,6 +315,19 @@ async def test_export_csv(dr, tmp_path):
         box.focus()
         await pilot.press("enter")
         await pilot.pause()
+        # parquet keeps the units
+        pq_out = tmp_path / "objects.parquet"
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        box = app.screen.query_one("#export-path", Input)
+        box.value = str(pq_out)
+        box.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+    import pyarrow.parquet as pq
+
+    back = pq.read_table(pq_out)
+    assert back.num_rows == N_OBJECTS and back.schema.field("coord_ra").metadata[b"unit"] == b"deg"
     with open(out, newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["objectId", "coord_ra"]
