@@ -38,6 +38,20 @@ def sexagesimal(ra: float, dec: float) -> str:
     return f"{int(hh):02d}:{int(mm):02d}:{ss:05.2f} {sign}{int(dd):02d}:{int(dm):02d}:{ds:04.1f}"
 
 
+def stat_text(v, kind: str) -> str:
+    """A per-band statistic for people: fluxes [nJy] with thousands separators or 4 digits,
+    magnitudes to 0.001, chi-square to 3 digits."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return cell_text(v)
+    if kind == "int":
+        return str(v)
+    if kind == "mag":
+        return f"{v:.3f}"
+    if kind == "chi2":
+        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
+
+
 def bands_of(schema: pa.Schema) -> list[str]:
     order = "ugrizy"
     bands = [n[: -len("_psfFluxMean")] for n in schema.names if n.endswith("_psfFluxMean")]
@@ -253,10 +267,9 @@ class ObjectScreen(Screen):
             vals = [row.get(f"{b}_{k}") for k in ("psfFluxMean", "psfFluxMeanErr", "psfMag", "psfFluxSigma",
                                                     "psfFluxChi2", "psfFluxNdata")]
             cells = [Text(b, style=f"bold {BAND_COLORS.get(b, '')}".strip())]
-            fmts = ["{:.5g}", "{:.2g}", "{:.3f}", "{:.2g}", "{:.3g}", "{}"]
-            for v, f in zip(vals, fmts):
-                ok = v is not None and not (isinstance(v, float) and math.isnan(v))
-                cells.append(Text(f.format(v) if ok else cell_text(v), justify="right"))
+            kinds = ["flux", "flux", "mag", "flux", "chi2", "int"]
+            for v, kind in zip(vals, kinds):
+                cells.append(Text(stat_text(v, kind), justify="right"))
             table.add_row(*cells)
 
     # -- cutout -----------------------------------------------------------------------

@@ -578,3 +578,11 @@ async def test_adql_dialect_with_f7(dr):
         assert app.results.arrow.num_rows == dr.sql(adql, dialect="adql").num_rows > 0
         await pilot.press("f7", "f7")
         assert app.dialect == "duckdb"
+
+
+def test_stat_text():
+    from minidr.tui.object_view import stat_text
+
+    assert stat_text(801740.4, "flux") == "801,740" and stat_text(500.2, "flux") == "500.2"
+    assert stat_text(16.6399, "mag") == "16.640" and stat_text(float("nan"), "mag") == "NaN"
+    assert stat_text(36.81, "chi2") == "36.8" and stat_text(3, "int") == "3" and stat_text(None, "flux") == "NULL"
