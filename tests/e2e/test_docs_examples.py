@@ -33,6 +33,17 @@ PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 RUN_LANGS = {"python", "console", "shell"}
 NOT_RUN = {"explore"}  # interactive: a terminal UI
 
+# Pages whose blocks do not run yet, with why; their owners fix the page, then drop it here
+# (a page that runs anyway shows as XPASS).
+NOT_YET = {
+    "import.md": "python block uses names it never defines (repo_path, ...)",
+    "isr.md": "python block uses names it never defines (raw, ...)",
+    "measurement.md": "python block uses names it never defines (image, ...)",
+    "sql.md": "python block opens a repository named REPO",
+}
+# Pages that still have fences without a language (so not clearly illustration or code).
+BARE_FENCES_ALLOWED = {"explore.md", "import.md", "sql.md", "README.md"}
+
 FENCE = re.compile(r"^(\s*)(`{3,})\s*([\w+-]*)")
 
 
@@ -96,6 +107,15 @@ def test_the_rule_finds_blocks():
     assert commands("source x\nminidr init a \\\n  --partition-rows 5\n") == [["init", "a", "--partition-rows", "5"]]
 
 
+@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])
+def test_every_fence_names_its_language(page):
+    """```text, ```toml... for illustration, ```python/```console for what runs: never a bare fence."""
+    if page.name in BARE_FENCES_ALLOWED:
+        pytest.skip("page not converted yet")
+    bare = [line for lang, line, _ in blocks(page.read_text()) if not lang]
+    assert not bare, f"{page.relative_to(ROOT)}: fences without a language at lines {bare}"
+
+
 @pytest.fixture
 def docs_dir(tmp_path, sample_release, sample_survey, monkeypatch):
     repo, _ = sample_release
@@ -109,7 +129,9 @@ def docs_dir(tmp_path, sample_release, sample_survey, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("page", RUNNABLE, ids=[p.relative_to(ROOT).as_posix() for p in RUNNABLE])
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.xfail(reason=NOT_YET[p.name], strict=False))
+                                  if p.name in NOT_YET else p for p in RUNNABLE],
+                         ids=[p.relative_to(ROOT).as_posix() for p in RUNNABLE])
 def test_page_examples_run(page, docs_dir):
     ns: dict = {"__name__": f"docs:{page.name}"}
     env = {**os.environ, "MPLBACKEND": "Agg", "COLUMNS": "200"}
