@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gzip
-import json
 import os
 import re
 import shutil
@@ -57,7 +55,7 @@ from ..sky.healpix import healpix29
 from .ddl import TableSchema, read_schema_file
 from .manifest import MANIFEST, load_manifest, manifest_text, read_properties
 from .partition import ORDER29, Partition
-from .schema import HEALPIX_COLUMN, healpix_field, with_field_docs
+from .schema import HEALPIX_COLUMN, healpix_field
 from .writer import (
     MAX_ORDER,
     _clean_schema,
