@@ -15,6 +15,7 @@ LOW = 3.0
 
 # a new repository with a lower detection threshold (the default is 5 sigma)
 cfg = minidr.Config().replace(detection={"threshold": LOW})
+shutil.rmtree(OUT / "ex07-repo", ignore_errors=True)  # this script's own output of an earlier run
 new = minidr.Repo.create(OUT / "ex07-repo", config=cfg)
 science = sorted((SURVEY / "raw" / "science").glob(f"*-det{DETECTOR:03d}.fits*"))
 report = new.ingest(science, refcat=SURVEY / "refcat.parquet")
