@@ -116,9 +116,12 @@ def test_csv_gzip_with_ddl_is_a_hats_catalog(repo, tmp_path):
 def test_streaming_spill_gives_the_bytes_of_the_in_memory_writer(repo, tmp_path):
     t = _catalog(6000, seed=7)
     pq.write_table(t, tmp_path / "obj.parquet", row_group_size=500)
+    seen = []
     rep = import_table(repo, "S", "Obj", [tmp_path / "obj.parquet"], id_column="objectId",
-                       memory_budget=60_000, partition_rows=300)
+                       memory_budget=60_000, partition_rows=300, progress=lambda s, f: seen.append((s, f)))
     assert rep.spilled_bytes > 0 and rep.partitions > 10
+    assert {s for s, _ in seen} == {"read", "group", "write", "publish"} and seen[-1] == ("publish", 1.0)
+    assert all(0.0 <= f <= 1.0 for _, f in seen)
     ref = tmp_path / "ref"
     info = write_hats_catalog(t, ref, name="Obj", ra_column="ra", dec_column="decl", partition_rows=300,
                               sort_columns=("objectId",))
