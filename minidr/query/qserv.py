@@ -182,6 +182,14 @@ def _functions(stmt: exp.Expression) -> exp.Expression:
         else:
             node.replace(new)
 
+    # sciSQL's point-in-region functions give 0, not NULL, for a NULL argument; "= 1" tests
+    # (the form partition pruning recognises) select the same rows either way
+    for node in list(stmt.walk()):
+        if _name(node) in ("SCISQL_S2PTINCIRCLE", "SCISQL_S2PTINBOX", "SCISQL_S2PTINCPOLY"):
+            if isinstance(node.parent, exp.EQ) and const(node.parent.expression) == 1.0:
+                continue
+            node.replace(exp.Coalesce(this=node.copy(), expressions=[exp.Literal.number(0)]))
+
     def photometry(node):
         name = _name(node)
         if name in _PHOTOMETRY:
