@@ -402,11 +402,18 @@ class _Source:
                 self.fraction = min(nrows, start + BATCH_ROWS) / max(1, nrows)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
+        """The file's batches; a read error of the library becomes one InputError naming the file."""
         if self.fmt in ("csv", "tsv"):
-            return self._csv_batches()
-        if self.fmt == "parquet":
-            return self._parquet_batches()
-        return self._fits_batches()
+            it = self._csv_batches()
+        elif self.fmt == "parquet":
+            it = self._parquet_batches()
+        else:
+            it = self._fits_batches()
+        try:
+            yield from it
+        except (pa.ArrowException, OSError, UnicodeDecodeError, EOFError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"cannot read {self.fmt}: {first}", path=str(self.path)) from None
 
 
 def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:

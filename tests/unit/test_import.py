@@ -264,3 +264,13 @@ def test_csv_header_in_any_order_and_unknown_header_column(repo, tmp_path):
     f.write_text("objectId,ra,decl,colour\n7,20.0,1.5,red\n")
     with pytest.raises(InputError, match="header names column.s. colour"):
         import_table(repo, "H2", "Obj", [f], schema=tmp_path / "obj.sql")
+
+
+def test_unreadable_inputs_are_one_line_errors(repo, tmp_path):
+    (tmp_path / "t.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match="t.parquet: not a readable Parquet file"):
+        import_table(repo, "U", "T", [tmp_path / "t.parquet"])
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n3,4\n")[:15])
+    with pytest.raises(InputError, match="t.csv.gz: cannot read csv"):
+        import_table(repo, "U", "T", [tmp_path / "t.csv.gz"])
+    assert list((repo / "releases").iterdir()) == []
