@@ -13,8 +13,8 @@ from pathlib import Path
 def atomic_path(path: str | Path):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    Works for files and directories. On error the temporary is removed and ``path`` is
-    untouched.
+    Works for files and directories (an existing directory is moved aside, replaced, then
+    removed). On error the temporary is removed and ``path`` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,7 +22,13 @@ def atomic_path(path: str | Path):
     _remove(tmp)
     try:
         yield tmp
-        os.replace(tmp, path)
+        if tmp.is_dir() and path.is_dir():  # a directory cannot be replaced in one step
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
         raise

@@ -92,8 +92,8 @@ def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config) -> FrameResult:
         "midpointMjdTai": np.full(n, mjd),
         "ra": ra, "dec": dec, "raErr": ra_err, "decErr": dec_err,
         "x": src["x"], "y": src["y"], "xErr": src["xErr"], "yErr": src["yErr"],
-        "psfFlux": src["psfFlux"] * scale, "psfFluxErr": src["psfFluxErr"] * scale,
-        "apFlux": src["apFlux"] * scale, "apFluxErr": src["apFluxErr"] * scale,
+        "psfFlux": src["psfFlux"] * scale, "psfFluxErr": _with_zp_error(src["psfFlux"], src["psfFluxErr"], phot) * scale,
+        "apFlux": src["apFlux"] * scale, "apFluxErr": _with_zp_error(src["apFlux"], src["apFluxErr"], phot) * scale,
         "ixx": src["ixx"], "iyy": src["iyy"], "ixy": src["ixy"],
         "sky": src["sky"] * scale,
         "extendedness": src["extendedness"], "snr": src["snr"],
@@ -135,6 +135,13 @@ def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config) -> FrameResult:
                          "detector": int(info.detector), "midpointMjdTai": float(mjd),
                          "skyBg": float(char.sky), "psfFwhm": float(char.fwhm)})
     return FrameResult(exposure=exp, sources=sources, ccdvisit=ccdvisit, psf=char.psf.to_dict(), timings=t)
+
+
+def _with_zp_error(flux, flux_err, phot) -> np.ndarray:
+    """Flux errors with the zero point's uncertainty added in quadrature (as LSST's
+    PhotoCalib propagates its calibration error into nJy errors)."""
+    rel = np.log(10.0) / 2.5 * phot.zero_point_err
+    return np.sqrt(flux_err**2 + (flux * rel) ** 2)
 
 
 def _pixel_scale_arcsec(wcs) -> float:

@@ -86,9 +86,17 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
     if cfg.detection.residual_pass:
         extra = _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg)
         if extra[0].size:
+            n_before = len(src)
             det = _add_peaks(det, extra, bgsub, psf.fwhm)
             src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
                                   cfg.measurement, sky=back, groups=det.footprint)
+            # a residual peak whose centroid walked onto a known source is that source again
+            dup = _duplicates(src, n_before, max(1.0, 0.5 * psf.fwhm))
+            if dup.any():
+                det = _subset(det, ~dup)
+                det.nchild[:] = np.bincount(det.footprint)[det.footprint]
+                src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
+                                      cfg.measurement, sky=back, groups=det.footprint)
     src["npix"] = det.npix
     src["peak"] = det.peak
     src["parent"] = det.footprint
@@ -96,8 +104,16 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
     src["flags"] |= np.where(det.nchild >= 2, int(SourceFlag.BLENDED), 0).astype(np.int32)
     # cosmic rays: far sharper than the PSF
     cr = _cosmic_rays(src, bgsub, variance, cfg.detection.cr_sharpness)
-    src = src[~cr]
-    det_keep = ~cr
+    # deblended fragments whose centroid never converged and that are not significant on
+    # their own are artefacts of halos and bleed trails, not objects
+    fragment = (((src["flags"] & int(SourceFlag.BLENDED | SourceFlag.CENTROID))
+                 == int(SourceFlag.BLENDED | SourceFlag.CENTROID)) & ~(src["snr"] >= 10))
+    _saturated_centroids(src, mask)
+    # a centroid within 1 pixel of the detector edge belongs to an object centred off it
+    ny, nx = bgsub.shape
+    off = (src["x"] < 1.0) | (src["y"] < 1.0) | (src["x"] > nx - 2.0) | (src["y"] > ny - 2.0)
+    det_keep = ~(cr | fragment | off)
+    src = src[det_keep]
     # aperture correction and the star normalisation of extendedness from clean bright stars
     good = (src["flags"] == 0) & (src["snr"] > 20) & (src["nchild"] == 1) & _near(src, psf.stars, 1.0)
     if good.sum() >= 3:
@@ -231,6 +247,50 @@ def _cosmic_rays(src, bgsub, variance, cut):
     with np.errstate(invalid="ignore", divide="ignore"):
         excess = dc * (1.0 - 1.0 / sh)
         return np.isfinite(sh) & (sh > cut) & (excess > 5.0 * np.sqrt(vc))
+
+
+def _saturated_centroids(src, mask) -> None:
+    """Centroids of saturated sources from their saturated core: the mean position of the
+    connected SAT pixels under the source (a windowed centroid wanders on a flat-topped,
+    clipped core). Their position errors become the core's size / sqrt(12) [pixels]."""
+    from scipy import ndimage
+
+    sat = (src["flags"] & int(SourceFlag.SATURATED)) != 0
+    if not sat.any():
+        return
+    labels, n = ndimage.label((mask & int(MaskBit.SAT)) != 0)
+    if n == 0:
+        return
+    ny, nx = mask.shape
+    for i in np.flatnonzero(sat):
+        ix = int(np.clip(round(src["x"][i]), 0, nx - 1))
+        iy = int(np.clip(round(src["y"][i]), 0, ny - 1))
+        win = labels[max(iy - 3, 0):iy + 4, max(ix - 3, 0):ix + 4]
+        ids = win[win > 0]
+        if ids.size == 0:
+            continue
+        yy, xx = np.nonzero(labels == np.bincount(ids).argmax())
+        src["x"][i], src["y"][i] = xx.mean(), yy.mean()
+        src["xErr"][i] = np.fmax(src["xErr"][i], np.ptp(xx) / np.sqrt(12) + 0.1)
+        src["yErr"][i] = np.fmax(src["yErr"][i], np.ptp(yy) / np.sqrt(12) + 0.1)
+
+
+def _duplicates(src, first_new: int, radius: float) -> np.ndarray:
+    """True for sources at index >= ``first_new`` whose centroid lies within ``radius``
+    pixels of an earlier source (or of a kept later one): the same object found twice."""
+    from scipy.spatial import cKDTree
+
+    dup = np.zeros(len(src), bool)
+    if first_new >= len(src) or len(src) < 2:
+        return dup
+    xy = np.column_stack([src["x"], src["y"]])
+    tree = cKDTree(xy)
+    for i in range(first_new, len(src)):
+        for j in tree.query_ball_point(xy[i], radius):
+            if j != i and (j < first_new or (j < i and not dup[j])):
+                dup[i] = True
+                break
+    return dup
 
 
 def _near(src, xy, radius):

@@ -27,13 +27,21 @@ def _bright_star_sources(objects: pd.DataFrame, sources: pd.DataFrame, band: str
     return s[n >= 2]
 
 
-def photometric_repeatability(objects, sources, band: str, min_snr: float = 50.0) -> dict:
-    """PA1 [mmag] of bright stars in ``band`` and its noise-only expectation."""
+def photometric_repeatability(objects, sources, band: str, min_snr: float = 50.0, ccdvisits=None) -> dict:
+    """PA1 [mmag] of bright stars in ``band`` and its photon-noise-only expectation.
+
+    Source flux errors include each frame's zero-point uncertainty; with ``ccdvisits``
+    (ccdVisitId, zeroPointErr) that term is taken out again, so the expectation is the
+    photon and read noise alone.
+    """
     s = _bright_star_sources(objects, sources, band, min_snr)
     if len(s) < 4:
         return {"band": band, "n_stars": 0, "pa1_mmag": np.nan, "expected_mmag": np.nan, "ratio": np.nan}
     mag = njy_to_abmag(s["psfFlux"].to_numpy())
     err = 1.0857 * s["psfFluxErr"].to_numpy() / s["psfFlux"].to_numpy()
+    if ccdvisits is not None and "zeroPointErr" in ccdvisits:
+        zp_err = s["ccdVisitId"].map(ccdvisits.set_index("ccdVisitId")["zeroPointErr"]).fillna(0).to_numpy()
+        err = np.sqrt(np.maximum(err**2 - zp_err**2, 0.0))
     g = pd.DataFrame({"objectId": s["objectId"].to_numpy(), "mag": mag, "err": err})
     n = g.groupby("objectId")["mag"].transform("size").to_numpy()
     obj_codes, idx = np.unique(g["objectId"].to_numpy(), return_inverse=True)

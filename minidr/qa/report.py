@@ -61,7 +61,7 @@ def run_qa(repo_path, name: str | None = None, truth_dir=None, out_dir=None) -> 
     bands = [c[: -len("_psfFluxMean")] for c in objects.columns if c.endswith("_psfFluxMean")]
 
     m: dict = {"release": name, "objects": len(objects), "sources": len(sources), "frames": len(ccd)}
-    m["photometric_repeatability"] = [metrics.photometric_repeatability(objects, sources, b) for b in bands]
+    m["photometric_repeatability"] = [metrics.photometric_repeatability(objects, sources, b, ccdvisits=ccd) for b in bands]
     m["astrometric_repeatability"] = metrics.astrometric_repeatability(objects, sources)
     m["per_frame"] = {
         "seeing_arcsec_median": float(ccd["seeing"].median()),
@@ -116,7 +116,7 @@ def _markdown(m: dict, files: list[str]) -> str:
              f"- zero points: {_fmt(m['per_frame']['zero_point_range'][0], 5)} to {_fmt(m['per_frame']['zero_point_range'][1], 5)} mag",
              f"- median astrometric fit RMS: {_fmt(m['per_frame']['astrom_rms_mas_median'])} mas", "",
              "## Repeatability of bright stars (S/N >= 50)", "",
-             "| band | stars | PA1 [mmag] | noise-only [mmag] | ratio |", "|---|---|---|---|---|"]
+             "| band | stars | PA1 [mmag] | photon noise only [mmag] | ratio |", "|---|---|---|---|---|"]
     for r in m["photometric_repeatability"]:
         lines.append(f"| {r['band']} | {r['n_stars']} | {_fmt(r['pa1_mmag'])} | {_fmt(r['expected_mmag'])} | {_fmt(r['ratio'])} |")
     a = m["astrometric_repeatability"]
