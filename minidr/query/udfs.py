@@ -24,12 +24,8 @@ from ..errors import QueryError
 from ..sky import kernels as K
 from ..sky.healpix import ORDER_MAX
 
-# sql/functions.sql of the source tree (editable installs), or a copy shipped in the package
-_CANDIDATES = (
-    Path(__file__).resolve().parents[2] / "sql" / "functions.sql",
-    Path(__file__).resolve().parents[1] / "sql" / "functions.sql",
-)
-FUNCTIONS_SQL = next((p for p in _CANDIDATES if p.is_file()), _CANDIDATES[0])
+# shipped in the package (minidr/sql/); sql/functions.sql of the source tree links to it
+FUNCTIONS_SQL = Path(__file__).resolve().parents[1] / "sql" / "functions.sql"
 
 
 def _f64(arr) -> np.ndarray:
