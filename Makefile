@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/minidr demo demo-output
+	$(VENV)/bin/minidr demo minidr-demo
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
@@ -27,4 +27,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check minidr tests benchmarks
 
 clean:
-	rm -rf demo-output bench-output .pytest_cache
+	rm -rf minidr-demo bench-output .pytest_cache
