@@ -716,7 +716,9 @@ def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: st
     partitions = plan_from_counts(pixels, counts, partition_rows)
     total = spill.rows
     row_bytes = max(1.0, (spill.nbytes + spill.spilled) / max(total, 1))
-    group_rows = max(partition_rows, int(budget / row_bytes))
+    # a group is held twice while it is sorted (the rows and their sorted copy): spilled rows
+    # come back in groups of half the budget
+    group_rows = max(partition_rows, int((budget if spill.path is None else budget / 2) / row_bytes))
     groups: list[list[int]] = [[]]
     acc = 0
     for i, p in enumerate(partitions):
