@@ -973,6 +973,10 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
          director, partition_by, base_manifest, schema_entry, partition_rows, row_group_rows, compression,
          budget, progress, t0) -> ImportReport:
     bad: list[str] = []
+    # checksums of the inputs (for the manifest) are computed beside the import, not after it
+    hasher = ThreadPoolExecutor(1)
+    input_entries = hasher.submit(lambda: [_input_entry(p) for p in paths])
+    hasher.shutdown(wait=False)
     spill = _Spill(staging / ".spill", table_name, budget)
     hist = _Histogram()
     sizes = [p.stat().st_size for p in paths]
@@ -1094,7 +1098,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
     # manifest: a new release, or the old one's entries plus the new table's
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     record = {
-        "table": table_name, "created": now, "inputs": [_input_entry(p) for p in paths],
+        "table": table_name, "created": now, "inputs": input_entries.result(),
         "formats": sorted(set(formats)), "schema": schema_entry, "ra": ra_col, "dec": dec_col,
         "id": idc, "partition_by": partition_by, "rows": spill.rows, "skipped": skipped,
     }
