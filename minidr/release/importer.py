@@ -59,7 +59,6 @@ from .schema import HEALPIX_COLUMN, healpix_field
 from .writer import (
     MAX_ORDER,
     _clean_schema,
-    _file_entries,
     _properties_text,
     _row_order,
     _write_flat,
@@ -672,6 +671,21 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copy2(p, target)
 
 
+def _entries(root: Path, known: dict[str, dict]) -> list[dict]:
+    """Manifest entries (path, sha256, size) of every file under ``root``; ``known`` holds
+    digests already computed (by the partition-writing threads), keyed by path below the table."""
+    out = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = str(p.relative_to(root)).replace(os.sep, "/")
+        d = known.get(rel.split("/", 1)[1] if "/" in rel else rel)
+        if d is None or d["size"] != p.stat().st_size:
+            d = {"sha256": sha256_file(p), "size": p.stat().st_size}
+        out.append({"path": rel, **d})
+    return sorted(out, key=lambda e: e["path"])
+
+
 def _remove_stale(parent: Path, name: str) -> None:
     """Remove ``.NAME.import-PID`` / ``.NAME.replaced-PID`` left by imports that no longer run."""
     for p in list(parent.glob(f".{name}.import-*")) + list(parent.glob(f".{name}.replaced-*")):
@@ -758,6 +772,7 @@ def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: st
 
     options = None
     metas: dict[int, pq.FileMetaData] = {}
+    digests: dict[str, dict] = {}
     written = 0
     for g, idx in enumerate(groups):
         if group_files:
@@ -784,6 +799,7 @@ def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: st
             pq.write_table(rows, path, **options)
             meta = pq.read_metadata(path)
             meta.set_file_path(rel[len("dataset/"):])
+            digests[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}  # in this thread
             return meta
 
         # largest partitions first keeps the threads busy; the bytes do not depend on the order
@@ -811,7 +827,7 @@ def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: st
         name=name, catalog_type=catalog_type, n_rows=total, ra_column=ra, dec_column=dec,
         max_rows=int(partition_rows), partitions=partitions, est_kb=est_kb))
     files = sorted(str(p.relative_to(directory)).replace(os.sep, "/") for p in directory.rglob("*") if p.is_file())
-    return partitions, files
+    return partitions, files, digests
 
 
 def _write_unpartitioned(spill: _Spill, path: Path, sort_columns: tuple[str, ...], row_group_rows: int,
@@ -1079,7 +1095,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
     if positional:
         cat_dir = staging / table_name
         cat_dir.mkdir()
-        partitions, files = _write_catalog(
+        partitions, files, digests = _write_catalog(
             spill, hist, cat_dir, name=table_name, ra=ra_col, dec=dec_col, sort_columns=sort_columns,
             partition_rows=partition_rows, row_group_rows=row_group_rows, compression=compression,
             budget=budget, progress=progress, jobs=min(4, os.cpu_count() or 1))
@@ -1093,6 +1109,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
         spill.remove()
         shutil.rmtree(staging / ".spill", ignore_errors=True)
         report.kind, report.files = "parquet", [f"{table_name}.parquet"]
+        digests = {}
         table_info = {"format": "parquet", "path": f"{table_name}.parquet", "rows": spill.rows}
 
     # manifest: a new release, or the old one's entries plus the new table's
@@ -1102,7 +1119,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
         "formats": sorted(set(formats)), "schema": schema_entry, "ra": ra_col, "dec": dec_col,
         "id": idc, "partition_by": partition_by, "rows": spill.rows, "skipped": skipped,
     }
-    new_entries = _file_entries(staging)
+    new_entries = _entries(staging, digests)
     if base_manifest is None:
         from .. import __version__
 
