@@ -48,3 +48,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def remove_stale_temporaries(directory: str | Path) -> int:
+    """Remove temporaries that a killed run left below ``directory`` (call under the
+    repository's writer lock, when no other writer can be running); returns how many."""
+    n = 0
+    directory = Path(directory)
+    if directory.is_dir():
+        for p in sorted(directory.rglob(".*.tmp-*"), reverse=True):
+            _remove(p)
+            n += 1
+    return n

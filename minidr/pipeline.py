@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from ._io import atomic_path, sha256_file
+from ._io import atomic_path, remove_stale_temporaries, sha256_file
 from .config import Config, from_dict
 from .errors import InputError, MinidrError, ReleaseError, RepoError
 from .products import RawInfo, ccd_visit_id
@@ -138,6 +138,7 @@ def make_calibs(repo, progress=_no_progress, quiet: bool = False) -> StageReport
     cfg = repo.config
     reg = repo.registry
     report = StageReport("calibs")
+    remove_stale_temporaries(repo.path / "calibs")
     raws = reg.raws()
     detectors = sorted({r.detector for r in raws if r.imagetyp == "science"} | {r.detector for r in raws if r.imagetyp != "science"})
     bands = sorted({r.band for r in raws if r.imagetyp in ("science", "flat") and r.band}, key=_band_key)
@@ -219,6 +220,7 @@ def process_frame(task: FrameTask) -> dict:
     cfg = from_dict(task.config)
     fdir = layout.frame_dir(repo, info.visit, info.detector)
     fdir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(fdir)  # left by a killed run
     t0 = time.perf_counter()
     try:
         bias_p = layout.calib_path(repo, "bias", info.detector)
@@ -243,8 +245,7 @@ def process_frame(task: FrameTask) -> dict:
                                        "metadata": {k: _jsonable(v) for k, v in meta.items()}}, indent=1))
         return {"visit": info.visit, "detector": info.detector, "status": "failed", "message": message, "n_sources": 0}
     layout.failed_path(repo, info.visit, info.detector).unlink(missing_ok=True)
-    with atomic_path(layout.calexp_path(repo, info.visit, info.detector)) as tmp:
-        write_calexp(tmp, result.exposure, {"psf": result.psf})
+    write_calexp(layout.calexp_path(repo, info.visit, info.detector), result.exposure, {"psf": result.psf})  # atomic
     with atomic_path(layout.sources_path(repo, info.visit, info.detector)) as tmp:
         pq.write_table(result.sources, tmp, compression="zstd")
     timings = {k: round(v, 4) for k, v in result.timings.items()}
@@ -364,6 +365,7 @@ def associate(repo, jobs: int = 1, executor: str = "local", progress=_no_progres
     if not frames:
         raise RepoError(f"{repo.path}: no processed frames to associate (run 'minidr process')")
     fingerprint = _inputs_fingerprint(frames, cfg)
+    remove_stale_temporaries(layout.associated_dir(repo.path))
     marker = layout.associated_dir(repo.path) / "inputs.json"
     if marker.exists() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
         report.skipped = len(frames)

@@ -104,10 +104,14 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
     src["flags"] |= np.where(det.nchild >= 2, int(SourceFlag.BLENDED), 0).astype(np.int32)
     # cosmic rays: far sharper than the PSF
     cr = _cosmic_rays(src, bgsub, variance, cfg.detection.cr_sharpness)
-    # deblended fragments whose centroid never converged and that are not significant on
-    # their own are artefacts of halos and bleed trails, not objects
+    # deblended fragments whose centroid never converged, not significant on their own and
+    # with no shape or a streak-like one (second moment > 50 times the PSF's) are pieces
+    # of halos and bleed trails, not objects
+    streak = 50.0 * (psf.fwhm / 2.3548) ** 2
+    with np.errstate(invalid="ignore"):
+        shapeless = ~(np.fmax(src["ixx"], src["iyy"]) <= streak)
     fragment = (((src["flags"] & int(SourceFlag.BLENDED | SourceFlag.CENTROID))
-                 == int(SourceFlag.BLENDED | SourceFlag.CENTROID)) & ~(src["snr"] >= 10))
+                 == int(SourceFlag.BLENDED | SourceFlag.CENTROID)) & ~(src["snr"] >= 10) & shapeless)
     _saturated_centroids(src, mask)
     # a centroid within 1 pixel of the detector edge belongs to an object centred off it
     ny, nx = bgsub.shape
