@@ -18,11 +18,11 @@ def render() -> str:
     out = ["# Command-line reference", "",
            "Generated from each command's `--help` by `docs/generate_cli.py`; do not edit by hand.", ""]
     ctx = click.Context(cli, info_name="minidr", terminal_width=88, max_content_width=88)
-    out += ["```", cli.get_help(ctx), "```", ""]
+    out += ["```text", cli.get_help(ctx), "```", ""]
     for name in COMMANDS:
         cmd = cli.get_command(ctx, name)
         sub = click.Context(cmd, info_name=f"minidr {name}", parent=None, terminal_width=88, max_content_width=88)
-        out += [f"## minidr {name}", "", "```", cmd.get_help(sub), "```", ""]
+        out += [f"## minidr {name}", "", "```text", cmd.get_help(sub), "```", ""]
     return "\n".join(out)
 
 

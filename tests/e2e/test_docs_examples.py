@@ -37,13 +37,10 @@ NOT_RUN = {"explore"}  # interactive: a terminal UI
 # (a page that runs anyway shows as XPASS).
 NOT_YET = {
     "import.md": "python block uses names it never defines (repo_path, ...)",
-    "isr.md": "python block uses names it never defines (raw, ...)",
-    "measurement.md": "python block uses names it never defines (image, ...)",
-    "sql.md": "python block opens a repository named REPO",
 }
 # Pages that still have fences without a language (so not clearly illustration or code);
 # cli.md is written by docs/generate_cli.py, which would have to write ```text.
-BARE_FENCES_ALLOWED = {"explore.md", "import.md", "sql.md", "README.md", "cli.md"}
+BARE_FENCES_ALLOWED = {"import.md"}
 
 FENCE = re.compile(r"^(\s*)(`{3,})\s*([\w+-]*)")
 
