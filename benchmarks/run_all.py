@@ -80,19 +80,31 @@ def main(argv=None) -> int:
         status = "" if res.returncode == 0 else f"\n\nexit code {res.returncode}:\n```\n{res.stderr.strip()[-2000:]}\n```"
         sections.append(f"## {name}\n\n`python benchmarks/{script} {' '.join(args)}` ({took:.0f} s)\n\n"
                         f"```\n{out}\n```{status}\n")
+    stamp = (f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
+             f"- machine: {machine()}\n")
+    # with --only, the other benchmarks' earlier sections (with their own date) are kept
+    kept = _previous_sections(Path(a.out)) if only else {}
+    for sec in sections:
+        kept[sec.split("\n", 1)[0]] = sec.replace("\n\n", f"\n\n{stamp}\n", 1)
+    order = [f"## {script[:-3]}" for script, _, _ in BENCHMARKS]
     text = "\n".join([
         "# Benchmarks",
         "",
-        "Produced by `make bench` (`benchmarks/run_all.py`); do not edit by hand.",
+        "Produced by `make bench` (`benchmarks/run_all.py`; `--only NAME` reruns one); do not edit by hand.",
+        "Every section records the date and machine of its run.",
         "",
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}",
-        "",
-        *sections,
+        *[kept[h] for h in order if h in kept],
     ])
     Path(a.out).write_text(text)
     print(f"wrote {a.out}", file=sys.stderr)
     return 0
+
+
+def _previous_sections(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    parts = path.read_text().split("\n## ")[1:]
+    return {f"## {p.split(chr(10), 1)[0]}": f"## {p.rstrip()}\n" for p in parts}
 
 
 if __name__ == "__main__":

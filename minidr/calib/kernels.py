@@ -14,8 +14,28 @@ from minidr._jit import njit, prange
 
 
 @njit
-def _clipped_mean_1d(vals, keep, clip, iterations, floor):
-    """Sigma-clipped mean of ``vals`` (float64, NaN ignored); ``keep`` is scratch (uint8).
+def _median_sorting(buf, m):
+    """Median of ``buf[:m]``, sorting it in place (insertion sort for the short per-pixel
+    stacks, numpy's sort for long arrays)."""
+    if m > 32:
+        buf[:m] = np.sort(buf[:m])
+        return buf[m // 2] if m % 2 else 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+    for i in range(1, m):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+    if m % 2:
+        return buf[m // 2]
+    return 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+
+
+@njit
+def _clipped_mean_1d(vals, keep, buf, clip, iterations, floor):
+    """Sigma-clipped mean of ``vals`` (float64, NaN ignored); ``keep`` (uint8) and ``buf``
+    (float64, at least as long as ``vals``) are scratch.
 
     First pass: centre = median, scale = max(1.4826 * MAD, ``floor``) (the standard deviation
     if both are 0); then up to ``iterations - 1`` passes with the mean and max(standard
@@ -40,16 +60,15 @@ def _clipped_mean_1d(vals, keep, clip, iterations, floor):
             if keep[i]:
                 s += vals[i]
         return s / m, m
-    buf = np.empty(m, dtype=np.float64)
     j = 0
     for i in range(n):
         if keep[i]:
             buf[j] = vals[i]
             j += 1
-    centre = np.median(buf)
+    centre = _median_sorting(buf, m)
     for i in range(m):
         buf[i] = abs(buf[i] - centre)
-    scale = max(1.4826 * np.median(buf), floor)
+    scale = max(1.4826 * _median_sorting(buf, m), floor)
     if scale <= 0.0:
         s = 0.0
         s2 = 0.0
@@ -99,10 +118,11 @@ def clipped_mean_stack(stack, clip, iterations, floor):
     for y in prange(ny):
         vals = np.empty(n, dtype=np.float64)
         keep = np.empty(n, dtype=np.uint8)
+        buf = np.empty(n, dtype=np.float64)
         for x in range(nx):
             for i in range(n):
                 vals[i] = stack[i, y, x]
-            mean, m = _clipped_mean_1d(vals, keep, clip, iterations, floor)
+            mean, m = _clipped_mean_1d(vals, keep, buf, clip, iterations, floor)
             out[y, x] = mean
             nkept[y, x] = m
     return out, nkept
@@ -114,7 +134,8 @@ def clipped_stats(values, clip, iterations):
     as the stack: median/MAD first, then mean/std of the kept values."""
     v = values.ravel().astype(np.float64)
     keep = np.empty(v.shape[0], dtype=np.uint8)
-    mean, m = _clipped_mean_1d(v, keep, clip, iterations, 0.0)
+    scratch = np.empty(v.shape[0], dtype=np.float64)
+    mean, m = _clipped_mean_1d(v, keep, scratch, clip, iterations, 0.0)
     if m == 0:
         return np.nan, np.nan, np.nan
     buf = np.empty(m, dtype=np.float64)
