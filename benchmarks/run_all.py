@@ -77,9 +77,9 @@ def main(argv=None) -> int:
         res = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, cwd=ROOT)
         took = time.perf_counter() - t0
         out = res.stdout.strip() or "(no output)"
-        status = "" if res.returncode == 0 else f"\n\nexit code {res.returncode}:\n```\n{res.stderr.strip()[-2000:]}\n```"
+        status = "" if res.returncode == 0 else f"\n\nexit code {res.returncode}:\n```text\n{res.stderr.strip()[-2000:]}\n```"
         sections.append(f"## {name}\n\n`python benchmarks/{script} {' '.join(args)}` ({took:.0f} s)\n\n"
-                        f"```\n{out}\n```{status}\n")
+                        f"```text\n{out}\n```{status}\n")
     stamp = (f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
              f"- machine: {machine()}\n")
     # with --only, the other benchmarks' earlier sections (with their own date) are kept
