@@ -701,6 +701,10 @@ def translate(query: str, dialect: str = "duckdb", *, tables: dict[str, TableSpe
     ``limit`` caps the rows of the outermost query."""
     stmt = parse(query, dialect)
     check_read_only(stmt, tables)
+    if dialect == "qserv":  # MySQL/Qserv forms and the other sciSQL functions: minidr/query/qserv.py
+        from . import qserv
+
+        stmt = qserv.to_duckdb(stmt, tables)
     if dialect == "adql":
         stmt = adql_to_duckdb(stmt)
     stmt = scisql_to_duckdb(stmt, tables)
