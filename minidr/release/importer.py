@@ -1006,6 +1006,8 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
     for path, fmt, size in zip(paths, formats, sizes):
         src = _Source(path, fmt, ddl, nulls, skip_bad, bad)
         for batch in _prefetch(src.batches()):
+            if HEALPIX_COLUMN in batch.schema.names:  # recomputed from the positions
+                batch = batch.drop_columns([HEALPIX_COLUMN])
             names = [n for n in batch.schema.names if n != "__line"]
             if schema0 is None:
                 schema0 = pa.schema([batch.schema.field(n) for n in names])

@@ -274,3 +274,11 @@ def test_unreadable_inputs_are_one_line_errors(repo, tmp_path):
     with pytest.raises(InputError, match="t.csv.gz: cannot read csv"):
         import_table(repo, "U", "T", [tmp_path / "t.csv.gz"])
     assert list((repo / "releases").iterdir()) == []
+
+
+def test_input_healpix_column_is_recomputed(repo, tmp_path):
+    f = tmp_path / "h.csv"
+    f.write_text("_healpix_29,id,ra,dec\n5,1,10.0,20.0\n")
+    import_table(repo, "HP", "Cat", [f])
+    got = open_release(repo, "HP").sql("SELECT * FROM Cat").to_pylist()
+    assert got == [{"_healpix_29": int(healpix29([10.0], [20.0])[0]), "id": 1, "ra": 10.0, "dec": 20.0}]
