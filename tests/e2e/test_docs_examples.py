@@ -36,11 +36,10 @@ NOT_RUN = {"explore"}  # interactive: a terminal UI
 # Pages whose blocks do not run yet, with why; their owners fix the page, then drop it here
 # (a page that runs anyway shows as XPASS).
 NOT_YET = {
-    "import.md": "python block uses names it never defines (repo_path, ...)",
 }
 # Pages that still have fences without a language (so not clearly illustration or code);
 # cli.md is written by docs/generate_cli.py, which would have to write ```text.
-BARE_FENCES_ALLOWED = {"import.md"}
+BARE_FENCES_ALLOWED: set[str] = set()
 
 FENCE = re.compile(r"^(\s*)(`{3,})\s*([\w+-]*)")
 
