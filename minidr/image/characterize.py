@@ -14,7 +14,7 @@ from ..products import MaskBit, SourceFlag
 from . import kernels
 from .background import Background
 from .detect import Detections, detect_sources
-from .measure import EXCLUDE_BITS, FLAG_MAP, SOURCE_DTYPE, extendedness, measure_sources
+from .measure import EXCLUDE_BITS, FLAG_MAP, extendedness, measure_sources
 from .psf import PsfModel, fit_psf
 
 

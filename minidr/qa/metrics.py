@@ -43,7 +43,6 @@ def photometric_repeatability(objects, sources, band: str, min_snr: float = 50.0
         zp_err = s["ccdVisitId"].map(ccdvisits.set_index("ccdVisitId")["zeroPointErr"]).fillna(0).to_numpy()
         err = np.sqrt(np.maximum(err**2 - zp_err**2, 0.0))
     g = pd.DataFrame({"objectId": s["objectId"].to_numpy(), "mag": mag, "err": err})
-    n = g.groupby("objectId")["mag"].transform("size").to_numpy()
     obj_codes, idx = np.unique(g["objectId"].to_numpy(), return_inverse=True)
     pa1 = _median_star_rms(g["mag"].to_numpy(), idx, len(obj_codes)) * 1000
     # the same statistic on pure noise of the Sources' own errors (seeded Monte Carlo)

@@ -16,7 +16,6 @@ on the number of threads.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor

@@ -726,7 +726,7 @@ def run_survey(outdir: Path, p: SurveyParams, progress=None) -> SimulationResult
     return res
 
 
-def _concat(rows: list) -> "pa.Table":
+def _concat(rows: list):
     import pyarrow as pa
     tables = [pa.table(r) for r in rows]
     return pa.concat_tables(tables) if tables else pa.table({})
