@@ -45,7 +45,9 @@ def _unit(field: pa.Field) -> str:
     return (field.metadata or {}).get(b"unit", b"").decode()
 
 
-def _fmt_text(v) -> str:
+def text_cell(v, digits: int = 10) -> str:
+    """A value as people read it in a table: NULL, NaN, true/false, floats to ``digits``
+    significant digits (also used by the terminal explorer)."""
     if v is None:
         return "NULL"
     if isinstance(v, bool):
@@ -53,7 +55,7 @@ def _fmt_text(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "NaN"
-        return f"{v:.10g}"
+        return f"{v:.{digits}g}"
     if isinstance(v, (bytes, bytearray)):
         return v.hex()
     return str(v)
@@ -63,7 +65,7 @@ def to_text(table: pa.Table) -> str:
     """Aligned text: header, units line (if any unit), rule, rows. Numbers right-aligned."""
     names = table.column_names
     units = [_unit(f) for f in table.schema]
-    cols = [[_fmt_text(v) for v in table.column(i).to_pylist()] for i in range(table.num_columns)]
+    cols = [[text_cell(v) for v in table.column(i).to_pylist()] for i in range(table.num_columns)]
     numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) for f in table.schema]
     show_units = any(units)
     unit_cells = [f"[{u}]" if u else "" for u in units]

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import math
 
 import pyarrow as pa
+
+from ..query.formats import text_cell
 
 
 def cell_text(v) -> str:
     """A value as the results table shows it: floats with 9 significant digits, NULL, NaN."""
-    if v is None:
-        return "NULL"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "NaN"
-        return f"{v:.9g}"
-    if isinstance(v, (bytes, bytearray)):
-        return v.hex()
-    return str(v)
+    return text_cell(v, 9)
 
 
 def is_numeric(field: pa.Field) -> bool:
