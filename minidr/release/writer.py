@@ -29,9 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import InputError, ReleaseError
-from ..sky.healpix import healpix29
 from .manifest import manifest_text
-from .partition import NPIX29, Partition, plan_partitions
+from .partition import NPIX29, Partition, argsort_healpix, healpix29, plan_partitions
 from .schema import HEALPIX_COLUMN, healpix_field, with_field_docs
 
 HATS_VERSION = "v1.0"
@@ -142,7 +141,7 @@ def _refine(table: pa.Table, order: np.ndarray, tie: np.ndarray, keys: list[str]
 def _row_order(table: pa.Table, sort_columns: tuple[str, ...], name: str) -> np.ndarray:
     """Row indices sorting ``table`` by (_healpix_29, *sort_columns, every other column).
 
-    The bulk of the work is one argsort of ``_healpix_29``; only runs of rows sharing a
+    The bulk of the work is one argsort of ``_healpix_29`` (numba radix sort); only runs of rows sharing a
     ``_healpix_29`` value are sorted further, first by ``sort_columns`` (reading only those
     columns) and, where rows still tie, by every other column. The result is a total order
     of the row values (identical rows are interchangeable), whatever the input order.
@@ -150,11 +149,9 @@ def _row_order(table: pa.Table, sort_columns: tuple[str, ...], name: str) -> np.
     for col in sort_columns:
         if col not in table.column_names:
             raise InputError("unknown sort column", path=name, keyword=col)
-    hp = table[HEALPIX_COLUMN].to_numpy()
-    order = np.argsort(hp, kind="stable")
-    if hp.size < 2:
+    order, hs = argsort_healpix(table[HEALPIX_COLUMN].to_numpy())
+    if hs.size < 2:
         return order
-    hs = hp[order]
     tie = hs[1:] == hs[:-1]
     if tie.any() and sort_columns:
         order, tie = _refine(table, order, tie, [HEALPIX_COLUMN, *sort_columns])
@@ -188,7 +185,15 @@ def _clean_schema(table: pa.Table) -> pa.Table:
 # --------------------------------------------------------------------------- files
 
 
-def _write_options(schema: pa.Schema, row_group_rows: int, compression: str) -> dict:
+def _write_options(schema: pa.Schema, row_group_rows: int, compression: str,
+                   stats_columns: tuple[str, ...] | None = None) -> dict:
+    """``pq.write_table`` options of every release file: dictionary encoding only for strings
+    (random floats never gain from it, and trying costs time), footer statistics only for
+    ``stats_columns`` when given (the columns that prune: ``_healpix_29``, positions, sort
+    keys), else for every column."""
+    stats: bool | list[str] = True
+    if stats_columns is not None:
+        stats = [c for c in dict.fromkeys(stats_columns) if c in schema.names] or False
     dictionary = [
         f.name
         for f in schema
@@ -198,11 +203,18 @@ def _write_options(schema: pa.Schema, row_group_rows: int, compression: str) -> 
         row_group_size=max(1, int(row_group_rows)),
         compression=compression,
         use_dictionary=dictionary or False,
-        write_statistics=True,
+        write_statistics=stats,
         sorting_columns=[pq.SortingColumn(0)],
         store_schema=True,
         write_batch_size=65536,
     )
+
+
+def _contiguous(table: pa.Table) -> pa.Table:
+    """``table`` with one chunk per column (copied only where a column has several)."""
+    if all(c.num_chunks <= 1 for c in table.columns):
+        return table
+    return table.combine_chunks()
 
 
 def _write_partition(table: pa.Table, path: Path, options: dict) -> pq.FileMetaData:
@@ -284,19 +296,27 @@ def write_hats_catalog(
 
     table = _add_healpix(table, ra_column, dec_column, name)
     order = _row_order(table, tuple(sort_columns), name)
-    table = _clean_schema(table).combine_chunks()
+    table = _clean_schema(table)
     identity = bool(np.all(order[1:] > order[:-1]))
-    hp = table[HEALPIX_COLUMN].to_numpy()[order]
-    partitions = plan_partitions(hp, int(partition_rows), MAX_ORDER)
+    hp = table[HEALPIX_COLUMN].to_numpy()
+    partitions = plan_partitions(hp if identity else hp[order], int(partition_rows), MAX_ORDER)
+    del hp
 
     directory.mkdir(parents=True, exist_ok=True)
-    options = _write_options(table.schema, row_group_rows, compression)
+    options = _write_options(table.schema, row_group_rows, compression,
+                             stats_columns=(HEALPIX_COLUMN, ra_column, dec_column, *sort_columns))
     rel_paths = [partition_path(p.order, p.pixel) for p in partitions]
     n_threads = max(1, min(int(jobs) if jobs else min(4, os.cpu_count() or 1), len(partitions) or 1))
 
     def work(i: int) -> pq.FileMetaData:
+        # each thread gathers its own partition's rows (take on the possibly chunked table:
+        # no whole-table copy); the slice of an already sorted table is made contiguous so
+        # the pages written never depend on how the input was chunked
         p = partitions[i]
-        rows = table.slice(p.start, p.n_rows) if identity else table.take(order[p.start:p.stop])
+        if identity:
+            rows = _contiguous(table.slice(p.start, p.n_rows))
+        else:
+            rows = _contiguous(table.take(pa.array(order[p.start:p.stop])))
         return _write_partition(rows, directory / rel_paths[i], options)
 
     if n_threads == 1:
