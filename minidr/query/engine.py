@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -27,10 +28,11 @@ from ..config import Config, QueryConfig
 from ..errors import InputError, QueryError, ReleaseError
 from ..sky.coords import parse_dec, parse_ra
 from ..sky.healpix import ORDER_MAX
-from ..sky.regions import Cone
+from ..sky.regions import Cone, merge_ranges
 from . import rewrite, udfs
 
 CATALOG_DEFAULT_POSITION = {"Object": ("coord_ra", "coord_dec"), "Source": ("ra", "dec")}
+PLAN_CACHE = 256  # translated queries kept per Release
 SEPARATION_META = {b"unit": b"arcsec", b"description": b"angular separation from the query position"}
 
 
@@ -46,11 +48,36 @@ class Catalog:
     orders: np.ndarray | None = None  # per file: HEALPix order of the partition
     pixels: np.ndarray | None = None  # per file: pixel at that order
     rows: int | None = None
+    _rg_bounds: dict = field(default_factory=dict, repr=False)  # file index -> (lo, hi) per row group
+    _rg_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def files_for(self, lo: np.ndarray, hi: np.ndarray) -> list[str]:
-        """Partition files overlapping any of the half-open order-29 ranges [lo, hi)."""
-        if self.orders is None or lo.size == 0:
-            return [] if lo.size == 0 else list(self.files)
+    def _pixel_range(self, i: int) -> tuple[int, int]:
+        shift = 2 * (ORDER_MAX - int(self.orders[i]))
+        return int(self.pixels[i]) << shift, (int(self.pixels[i]) + 1) << shift
+
+    def row_group_bounds(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Half-open order-29 ranges [lo, hi) of ``_healpix_29`` in each row group of file ``i``,
+        from the Parquet footer statistics (read once per file, then kept: a release never
+        changes). A row group without statistics gets the whole partition's range."""
+        got = self._rg_bounds.get(i)
+        if got is not None:
+            return got
+        plo, phi = self._pixel_range(i)
+        md = pq.ParquetFile(self.files[i]).metadata
+        col = md.schema.names.index("_healpix_29") if "_healpix_29" in md.schema.names else -1
+        lo = np.full(md.num_row_groups, plo, dtype=np.int64)
+        hi = np.full(md.num_row_groups, phi, dtype=np.int64)
+        if col >= 0:
+            for g in range(md.num_row_groups):
+                st = md.row_group(g).column(col).statistics
+                if st is not None and st.has_min_max:
+                    lo[g], hi[g] = int(st.min), int(st.max) + 1
+        with self._rg_lock:
+            self._rg_bounds[i] = (lo, hi)
+        return lo, hi
+
+    def _overlapping(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Indices of the partition files overlapping any of the sorted half-open ranges [lo, hi)."""
         shift = 2 * (ORDER_MAX - self.orders)
         plo = self.pixels << shift
         phi = (self.pixels + 1) << shift
@@ -58,7 +85,40 @@ class Catalog:
         i = np.searchsorted(hi, plo, side="right")
         ok = i < lo.size
         ok[ok] = lo[i[ok]] < phi[ok]
-        return [f for f, k in zip(self.files, ok) if k]
+        return np.flatnonzero(ok)
+
+    def row_group_ranges(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted, merged ranges [lo, hi) narrowed to whole row groups: the ``_healpix_29``
+        span of every row group that overlaps them (consecutive row groups merged). A superset
+        of the rows in the given ranges, and as few ranges as there are runs of row groups to
+        read, so the per-row range test DuckDB applies stays cheap."""
+        if self.orders is None or lo.size == 0:
+            return lo, hi
+        out_lo, out_hi = [], []
+        for f in self._overlapping(lo, hi):
+            glo, ghi = self.row_group_bounds(int(f))
+            # row group g overlaps some range when the first range with hi > glo[g] starts before ghi[g]
+            j = np.searchsorted(hi, glo, side="right")
+            ok = j < lo.size
+            ok[ok] = lo[j[ok]] < ghi[ok]
+            if not ok.any():
+                continue
+            g = np.flatnonzero(ok)
+            # runs of consecutive row groups
+            brk = np.flatnonzero(np.diff(g) > 1)
+            starts = np.concatenate([[g[0]], g[brk + 1]])
+            ends = np.concatenate([g[brk], [g[-1]]])
+            out_lo.append(glo[starts])
+            out_hi.append(ghi[ends])
+        if not out_lo:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return merge_ranges(np.concatenate(out_lo), np.concatenate(out_hi))
+
+    def files_for(self, lo: np.ndarray, hi: np.ndarray) -> list[str]:
+        """Partition files overlapping any of the half-open order-29 ranges [lo, hi)."""
+        if self.orders is None or lo.size == 0:
+            return [] if lo.size == 0 else list(self.files)
+        return [self.files[i] for i in self._overlapping(lo, hi)]
 
 
 class _Watchdog:
@@ -225,6 +285,7 @@ class Release:
         self._interrupted = False
         self._con = self._connect()
         self._specs = self._table_specs()
+        self._plans: OrderedDict[tuple, rewrite.Plan] = OrderedDict()
         self._watchdog = _Watchdog(lambda: self._con.interrupt())
 
     # -- connection ---------------------------------------------------------------------
@@ -245,11 +306,13 @@ class Release:
     def _table_specs(self) -> dict[str, rewrite.TableSpec]:
         specs = {}
         for cat in self.catalogs.values():
-            source = None
+            source = narrow = None
             if cat.ra and cat.orders is not None:
                 source = self._source_fn(cat)
+                narrow = cat.row_group_ranges
             specs[cat.name] = rewrite.TableSpec(
-                name=cat.name, columns=tuple(cat.schema.names), ra=cat.ra, dec=cat.dec, source=source
+                name=cat.name, columns=tuple(cat.schema.names), ra=cat.ra, dec=cat.dec, source=source,
+                narrow=narrow,
             )
         return specs
 
@@ -307,8 +370,22 @@ class Release:
     # -- queries ------------------------------------------------------------------------
 
     def plan(self, query: str, dialect: str = "duckdb", *, limit: int | None = None) -> rewrite.Plan:
-        """Check and translate a query without running it (what :meth:`sql` would run)."""
-        return rewrite.translate(query, dialect, tables=self._specs, limit=limit)
+        """Check and translate a query without running it (what :meth:`sql` would run).
+
+        Plans are kept (the last ``PLAN_CACHE`` distinct queries): a release never changes,
+        so the same text always gives the same plan, and a repeated query skips parsing.
+        """
+        key = (query, dialect, limit)
+        plan = self._plans.get(key)
+        if plan is not None:
+            self._plans.move_to_end(key)
+            return plan
+        plan = rewrite.translate(query, dialect, tables=self._specs, limit=limit)
+        with self._lock:
+            self._plans[key] = plan
+            while len(self._plans) > PLAN_CACHE:
+                self._plans.popitem(last=False)
+        return plan
 
     def sql(self, query: str, dialect: str = "duckdb", *, max_rows: int | None = None, timeout: float | None = None) -> pa.Table:
         """Run one read-only query; an Arrow table with units, ``b"truncated"`` in its metadata."""

@@ -46,6 +46,8 @@ class TableSpec:
 
     ``source(lo, hi)`` returns SQL text of a FROM item reading only the partitions that
     overlap the order-29 ranges [lo, hi), or None when pruning is not possible.
+    ``narrow(lo, hi)``, when given, widens those ranges to the ``_healpix_29`` spans of the
+    row groups they touch (a superset with far fewer ranges: cheaper to test per row).
     """
 
     name: str
@@ -53,6 +55,7 @@ class TableSpec:
     ra: str | None = None
     dec: str | None = None
     source: Callable[[np.ndarray, np.ndarray], str | None] | None = None
+    narrow: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass
@@ -474,15 +477,29 @@ def _intersect(a, b):
     return np.asarray(out_lo, dtype=np.int64), np.asarray(out_hi, dtype=np.int64)
 
 
-def _range_predicate(alias: str, lo: np.ndarray, hi: np.ndarray, plan: Plan) -> exp.Expression:
-    """A placeholder column standing for ``(alias._healpix_29 BETWEEN a AND b OR ...)``; its
-    text is put in after generation (parsing thousands of tokens with sqlglot is slow)."""
+def _dec_band(region: Region) -> tuple[float, float] | None:
+    """[dec_min, dec_max] of a cone (padded by 1e-9 deg so float rounding in the exact test
+    never puts a row inside the cone that the band leaves out), else None."""
+    if not isinstance(region, Cone) or region.radius >= 90.0:
+        return None
+    pad = 1e-9
+    return region.dec - region.radius - pad, region.dec + region.radius + pad
+
+
+def _range_predicate(alias: str, lo: np.ndarray, hi: np.ndarray, plan: Plan, dec_col: str | None = None,
+                     regions: list[Region] = ()) -> exp.Expression:
+    """A placeholder column standing for ``(alias._healpix_29 BETWEEN a AND b OR ...)`` (and,
+    for cones, ``alias.dec BETWEEN d1 AND d2``, which DuckDB tests before the trigonometry);
+    its text is put in after generation (parsing thousands of tokens with sqlglot is slow)."""
     lo, hi = coarsen_ranges(lo, hi, MAX_RANGES)
     col = f'"{alias}"._healpix_29'
     if lo.size == 0:
         text = "FALSE"
     else:
         text = "(" + " OR ".join(f"{col} BETWEEN {int(a)} AND {int(b) - 1}" for a, b in zip(lo, hi)) + ")"
+        for band in (_dec_band(r) for r in regions):
+            if band is not None and dec_col:
+                text += f' AND "{alias}"."{dec_col}" BETWEEN {band[0]!r} AND {band[1]!r}'
     ph = _PLACEHOLDER.format(plan.token, len(plan.sources))
     plan.sources[ph] = text
     return exp.column(ph)
@@ -520,6 +537,8 @@ def prune(stmt: exp.Expression, tables: dict[str, TableSpec], plan: Plan) -> exp
             rng = regions[0].ranges29()
             for reg in regions[1:]:
                 rng = _intersect(rng, reg.ranges29())
+            if spec.narrow is not None:
+                rng = spec.narrow(*rng)
             src = spec.source(*rng)
             if src is None:
                 continue
@@ -529,7 +548,7 @@ def prune(stmt: exp.Expression, tables: dict[str, TableSpec], plan: Plan) -> exp
             name = tbl.alias_or_name
             tbl.set("this", exp.to_identifier(ph))
             tbl.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
-            select.where(_range_predicate(name, *rng, plan), copy=False)
+            select.where(_range_predicate(name, *rng, plan, spec.dec, regions), copy=False)
     return stmt
 
 
@@ -693,7 +712,10 @@ def cap_rows(stmt: exp.Expression, n: int) -> exp.Expression:
             lim.set("expression", exp.Literal.number(int(n)))
             return stmt
         return stmt
-    return stmt.limit(int(n), copy=False)
+    if isinstance(stmt, exp.Select):  # built directly: stmt.limit(int) would parse the number
+        stmt.set("limit", exp.Limit(expression=exp.Literal.number(int(n))))
+        return stmt
+    return stmt.limit(exp.Literal.number(int(n)), copy=False)
 
 
 def translate(query: str, dialect: str = "duckdb", *, tables: dict[str, TableSpec], limit: int | None = None) -> Plan:
@@ -714,7 +736,7 @@ def translate(query: str, dialect: str = "duckdb", *, tables: dict[str, TableSpe
     stmt = neighbour_join(stmt, tables, plan)
     if limit is not None:
         stmt = cap_rows(stmt, limit)
-    sql = stmt.sql(dialect="duckdb")
+    sql = stmt.sql(dialect="duckdb", copy=False)  # the tree is ours: no defensive copy
     # placeholders were inserted in order; later ones may contain earlier ones
     for ph in sorted(plan.sources, key=lambda p: -int(p.rsplit("_", 1)[1])):
         sql = sql.replace(ph, plan.sources[ph])
