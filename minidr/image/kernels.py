@@ -493,3 +493,270 @@ def render_psf_models(ny, nx, xs, ys, flux, alpha, beta, e1, e2, radius):
                     continue
                 out[yy, xx] += f * p[iy, ix]
     return out
+
+
+@njit(parallel=True)
+def moffat_stamps_f32(alpha, beta, e1, e2, xs, ys, radius):
+    """:func:`moffat_stamp` of many sources at (xs, ys) [pixels] (each centred on the pixel
+    ``floor(x + 0.5), floor(y + 0.5)``), as a float32 ``(n, 2r+1, 2r+1)`` array."""
+    n = xs.shape[0]
+    m = 2 * radius + 1
+    out = np.empty((n, m, m), dtype=np.float32)
+    for i in prange(n):
+        cx = math.floor(xs[i] + 0.5)
+        cy = math.floor(ys[i] + 0.5)
+        s = moffat_stamp(alpha[i], beta[i], e1[i], e2[i], xs[i] - cx, ys[i] - cy, radius)
+        for iy in range(m):
+            for ix in range(m):
+                out[i, iy, ix] = s[iy, ix]
+    return out
+
+
+@njit(parallel=True)
+def neighbour_photometry_kernel(image, variance, mask, xs, ys, stamps, radius, groups,
+                                nb_start, nb_idx, ap_radius, excl_bits, flag_bits_mask, edge_flag):
+    """PSF and aperture photometry of many sources with the overlaps of their neighbours'
+    PSF models, from which blends and neighbour subtraction are solved algebraically.
+
+    ``stamps`` (n, 2R+1, 2R+1) are the PSF models P_j (fractions of the total flux, see
+    :func:`moffat_stamps_f32`, R = ``stamps.shape[1] // 2``) centred on pixel
+    ``floor(x + 0.5), floor(y + 0.5)``; the PSF fit of source i uses the central
+    ``(2 radius + 1)^2`` part of its own stamp. ``nb_idx[nb_start[i]:nb_start[i+1]]`` lists
+    the neighbours j of i (i itself included) whose stamps may overlap i's fit stamp or
+    aperture. Valid pixels: on the image, no ``excl_bits``, finite value and variance.
+
+    Per source: ``spd = sum P_i d``, ``sw = sum P_i^2``, ``spv = sum P_i^2 v`` over i's fit
+    stamp (so ``spd / sw`` [e-] is the single-source PSF flux and ``sqrt(spv) / sw`` its
+    error), PSF flags (as :func:`psf_flux_kernel`), sharpness numerator-free pieces
+    (centre pixel value [e-] and the model's centre value), the exact-circle aperture flux,
+    its error [e-] and flags (as :func:`aperture_flux_kernel`, radius ``ap_radius[i]``).
+    Per pair (i, j), aligned with ``nb_idx``: ``C = sum P_i P_j`` over i's fit stamp (P_j on
+    its whole stamp), ``A = sum w_i P_j`` over i's aperture (w the exact overlap weights),
+    and when ``groups[i] == groups[j]``: ``G = sum P_i P_j`` and ``H = sum P_i P_j v`` with
+    both on their fit stamps (the normal equations of a simultaneous fit).
+    """
+    n = xs.shape[0]
+    ny, nx = image.shape
+    R = stamps.shape[1] // 2
+    r = radius
+    npair = nb_idx.shape[0]
+    C = np.zeros(npair)
+    A = np.zeros(npair)
+    G = np.zeros(npair)
+    H = np.zeros(npair)
+    spd = np.zeros(n)
+    sw = np.zeros(n)
+    spv = np.zeros(n)
+    centre = np.full(n, np.nan)
+    c0 = np.zeros(n)
+    pflags = np.zeros(n, dtype=np.int32)
+    af = np.zeros(n)
+    av = np.zeros(n)
+    aflags = np.zeros(n, dtype=np.int32)
+    nbits = flag_bits_mask.shape[0]
+    for i in prange(n):
+        cx = math.floor(xs[i] + 0.5)
+        cy = math.floor(ys[i] + 0.5)
+        # --- own PSF fit stamp
+        pm = 0.0
+        for iy in range(R - r, R + r + 1):
+            for ix in range(R - r, R + r + 1):
+                pm = max(pm, float(stamps[i, iy, ix]))
+        fl = 0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for iy in range(-r, r + 1):
+            yy = cy + iy
+            for ix in range(-r, r + 1):
+                xx = cx + ix
+                pv = float(stamps[i, R + iy, R + ix])
+                important = pv >= 1e-3 * pm
+                if yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                    if important:
+                        fl |= edge_flag
+                    continue
+                m = mask[yy, xx]
+                if m != 0 and important:
+                    for b in range(nbits):
+                        if m & (1 << b):
+                            fl |= flag_bits_mask[b]
+                if m & excl_bits:
+                    continue
+                d = image[yy, xx]
+                v = variance[yy, xx]
+                if not (math.isfinite(d) and math.isfinite(v)):
+                    continue
+                a1 += pv * d
+                a2 += pv * pv
+                a3 += pv * pv * v
+        spd[i] = a1
+        sw[i] = a2
+        spv[i] = a3
+        pflags[i] = fl
+        c0[i] = stamps[i, R, R]
+        if 0 <= cy < ny and 0 <= cx < nx:
+            centre[i] = image[cy, cx]
+        # --- aperture: exact overlap weights on a local box
+        x = xs[i]
+        y = ys[i]
+        ra = ap_radius[i]
+        ix0 = math.floor(x - ra + 0.5)
+        ix1 = math.floor(x + ra + 0.5)
+        iy0 = math.floor(y - ra + 0.5)
+        iy1 = math.floor(y + ra + 0.5)
+        wbox = np.zeros((iy1 - iy0 + 1, ix1 - ix0 + 1))
+        rin = ra - 0.7072
+        rout = ra + 0.7072
+        f = 0.0
+        vv = 0.0
+        fl = 0
+        for yy in range(iy0, iy1 + 1):
+            dy = yy - y
+            for xx in range(ix0, ix1 + 1):
+                dx = xx - x
+                d2 = dx * dx + dy * dy
+                if d2 >= rout * rout:
+                    continue
+                if rin > 0 and d2 <= rin * rin:
+                    w = 1.0
+                else:
+                    w = circle_rect_overlap(dx - 0.5, dx + 0.5, dy - 0.5, dy + 0.5, ra)
+                if w <= 0.0:
+                    continue
+                if yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                    fl |= edge_flag
+                    continue
+                m = mask[yy, xx]
+                if m != 0:
+                    for b in range(nbits):
+                        if m & (1 << b):
+                            fl |= flag_bits_mask[b]
+                if m & excl_bits:
+                    continue
+                d = image[yy, xx]
+                v = variance[yy, xx]
+                if not (math.isfinite(d) and math.isfinite(v)):
+                    continue
+                f += w * d
+                vv += w * w * v
+                wbox[yy - iy0, xx - ix0] = w
+        af[i] = f
+        av[i] = vv
+        aflags[i] = fl
+        # --- overlaps with the neighbours' models
+        for k in range(nb_start[i], nb_start[i + 1]):
+            j = nb_idx[k]
+            jx = math.floor(xs[j] + 0.5)
+            jy = math.floor(ys[j] + 0.5)
+            same = groups[i] == groups[j]
+            # fit stamp of i against the whole stamp of j (and j's fit stamp when same group)
+            c = 0.0
+            g = 0.0
+            h = 0.0
+            for yy in range(max(cy - r, jy - R, 0), min(cy + r, jy + R, ny - 1) + 1):
+                for xx in range(max(cx - r, jx - R, 0), min(cx + r, jx + R, nx - 1) + 1):
+                    if mask[yy, xx] & excl_bits:
+                        continue
+                    d = image[yy, xx]
+                    v = variance[yy, xx]
+                    if not (math.isfinite(d) and math.isfinite(v)):
+                        continue
+                    pij = float(stamps[i, R + yy - cy, R + xx - cx]) * float(stamps[j, R + yy - jy, R + xx - jx])
+                    c += pij
+                    if same and abs(yy - jy) <= r and abs(xx - jx) <= r:
+                        g += pij
+                        h += pij * v
+            C[k] = c
+            G[k] = g
+            H[k] = h
+            a = 0.0
+            for yy in range(max(iy0, jy - R, 0), min(iy1, jy + R, ny - 1) + 1):
+                for xx in range(max(ix0, jx - R, 0), min(ix1, jx + R, nx - 1) + 1):
+                    w = wbox[yy - iy0, xx - ix0]
+                    if w > 0.0:
+                        a += w * float(stamps[j, R + yy - jy, R + xx - jx])
+            A[k] = a
+    return spd, sw, spv, pflags, centre, c0, af, np.sqrt(av), aflags, C, A, G, H
+
+
+@njit
+def _inverse(a):
+    """Inverse of a small square matrix by Gauss-Jordan elimination with partial pivoting;
+    (inverse, ok) with ok False when a pivot falls below 1e-12 of the largest diagonal."""
+    k = a.shape[0]
+    m = a.copy()
+    inv = np.eye(k)
+    scale = 0.0
+    for t in range(k):
+        scale = max(scale, abs(m[t, t]))
+    if not scale > 0.0:
+        return inv, False
+    for c in range(k):
+        p = c
+        for t in range(c + 1, k):
+            if abs(m[t, c]) > abs(m[p, c]):
+                p = t
+        if abs(m[p, c]) <= 1e-12 * scale:
+            return inv, False
+        if p != c:
+            for t in range(k):
+                m[c, t], m[p, t] = m[p, t], m[c, t]
+                inv[c, t], inv[p, t] = inv[p, t], inv[c, t]
+        piv = m[c, c]
+        for t in range(k):
+            m[c, t] /= piv
+            inv[c, t] /= piv
+        for rr in range(k):
+            if rr != c and m[rr, c] != 0.0:
+                fct = m[rr, c]
+                for t in range(k):
+                    m[rr, t] -= fct * m[c, t]
+                    inv[rr, t] -= fct * inv[c, t]
+    return inv, True
+
+
+@njit
+def blend_solve(members, starts, nb_start, nb_idx, G, H, spd):
+    """Simultaneous fixed-position PSF fit of the members of each group.
+
+    ``members[starts[g]:starts[g+1]]`` are the source indices of group g; ``G``, ``H`` the
+    pair overlaps of :func:`neighbour_photometry_kernel` and ``spd`` its ``sum P_i d``.
+    Solves ``G F = spd`` per group; errors from ``G^-1 H G^-1``. Returns (flux, err) [e-]
+    for every source: NaN outside groups of 2+ members or when G is singular.
+    """
+    n = spd.shape[0]
+    flux = np.full(n, np.nan)
+    err = np.full(n, np.nan)
+    pos = np.full(n, -1, dtype=np.int64)
+    for gi in range(starts.shape[0] - 1):
+        s = starts[gi]
+        e = starts[gi + 1]
+        k = e - s
+        if k < 2:
+            continue
+        for t in range(k):
+            pos[members[s + t]] = t
+        a = np.zeros((k, k))
+        hv = np.zeros((k, k))
+        b = np.zeros(k)
+        for t in range(k):
+            i = members[s + t]
+            b[t] = spd[i]
+            for q in range(nb_start[i], nb_start[i + 1]):
+                u = pos[nb_idx[q]]
+                if u >= 0:
+                    a[t, u] = G[q]
+                    hv[t, u] = H[q]
+        ai, ok = _inverse(a)
+        for t in range(k):
+            pos[members[s + t]] = -1
+        if not ok:
+            continue
+        f = ai @ b
+        cov = ai @ hv @ ai
+        for t in range(k):
+            i = members[s + t]
+            flux[i] = f[t]
+            err[i] = math.sqrt(max(cov[t, t], 0.0))
+    return flux, err

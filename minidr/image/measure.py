@@ -101,57 +101,82 @@ def _psf_flux(image, variance, mask, psf, xa, ya):
     return flux, err, flags.astype(np.int32), sharp
 
 
-def blend_psf_fluxes(image, variance, mask, psf, x, y, groups):
-    """Joint fixed-position PSF fit of the members of each group (same group id, >= 2
-    members): solves ``A F = b`` with ``A_ij = sum P_i P_j``, ``b_i = sum P_i d``, errors from
-    ``A^-1 (P^T V P) A^-1``. Returns (flux, err) for every source (NaN for singletons)."""
-    n = x.size
-    flux = np.full(n, np.nan)
-    err = np.full(n, np.nan)
-    if n == 0:
-        return flux, err
-    order = np.argsort(groups, kind="stable")
-    g = groups[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    ends = np.r_[starts[1:], n]
+def _neighbours(icx, icy, reach: float):
+    """CSR lists (start, index) of the sources within ``reach`` pixels (Chebyshev distance
+    of the integer centres ``icx, icy``) of each source, itself included."""
+    from scipy.spatial import cKDTree
+
+    n = icx.size
+    pairs = cKDTree(np.column_stack([icx, icy]).astype(np.float64)).query_pairs(
+        reach, p=np.inf, output_type="ndarray")
+    own = np.arange(n, dtype=np.int64)
+    a = np.concatenate([own, pairs[:, 0], pairs[:, 1]]).astype(np.int64)
+    b = np.concatenate([own, pairs[:, 1], pairs[:, 0]]).astype(np.int64)
+    order = np.lexsort((b, a))
+    return np.searchsorted(a[order], np.arange(n + 1)).astype(np.int64), b[order]
+
+
+def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int, own: float):
+    """PSF fluxes (single, then simultaneous within ``groups``, then ``iterations`` Jacobi
+    steps of neighbour subtraction) and neighbour-subtracted aperture fluxes of radius
+    ``rap`` [pixels] at the centroids (cx, cy).
+
+    Neighbour subtraction: with the residual ``R = image - sum_j F_j P_j`` (sources of
+    positive flux, models on stamps of 1.5 ``fit_radius``), ``F_i += fit(R)_i`` is one Jacobi
+    step towards the simultaneous fit of all sources, and ``ap(R)_i + F_i * own`` (``own``
+    the model's enclosed fraction in the aperture) is the aperture flux with the
+    neighbours' light removed. Being linear in the F_j, both are computed from the pair
+    overlaps of the PSF models (:func:`kernels.neighbour_photometry_kernel`), never from a
+    rendered image. Returns flux, err [e-] (times ``psf.apcorr``), PSF flags, sharpness,
+    aperture flux, its error [e-] and flags.
+    """
+    from scipy import sparse
+
+    n = cx.size
+    good = np.isfinite(cx) & np.isfinite(cy)
+    xs = np.where(good, cx, 0.0)
+    ys = np.where(good, cy, 0.0)
     r = psf.fit_radius
-    m = 2 * r + 1
-    ny, nx = image.shape
-    for s, e in zip(starts, ends):
-        if e - s < 2:
-            continue
-        idx = order[s:e]
-        xs, ys = x[idx], y[idx]
-        cx = np.floor(xs + 0.5).astype(int)
-        cy = np.floor(ys + 0.5).astype(int)
-        x0, x1 = max(cx.min() - r, 0), min(cx.max() + r + 1, nx)
-        y0, y1 = max(cy.min() - r, 0), min(cy.max() + r + 1, ny)
-        alpha, beta, e1, e2 = psf.params_at(xs, ys)
-        st = kernels.moffat_stamps(alpha, beta, e1, e2, xs - cx, ys - cy, r)
-        k = idx.size
-        P = np.zeros((k, y1 - y0, x1 - x0))
-        for j in range(k):
-            ya, yb = cy[j] - r - y0, cy[j] + r + 1 - y0
-            xa, xb = cx[j] - r - x0, cx[j] + r + 1 - x0
-            sy0, sx0 = max(0, -ya), max(0, -xa)
-            sy1 = m - max(0, yb - (y1 - y0))
-            sx1 = m - max(0, xb - (x1 - x0))
-            P[j, ya + sy0: ya + sy1, xa + sx0: xa + sx1] = st[j, sy0:sy1, sx0:sx1]
-        d = image[y0:y1, x0:x1].astype(np.float64)
-        v = variance[y0:y1, x0:x1].astype(np.float64)
-        good = ((mask[y0:y1, x0:x1] & EXCLUDE_BITS) == 0) & np.isfinite(d) & np.isfinite(v)
-        Pg = P[:, good]
-        A = Pg @ Pg.T
-        b = Pg @ d[good]
-        try:
-            Ai = np.linalg.inv(A)
-        except np.linalg.LinAlgError:
-            continue
-        f = Ai @ b
-        C = Ai @ ((Pg * v[good]) @ Pg.T) @ Ai
-        flux[idx] = f * psf.apcorr
-        err[idx] = np.sqrt(np.maximum(np.diag(C), 0.0)) * psf.apcorr
-    return flux, err
+    big = r + (r + 1) // 2
+    alpha, beta, e1, e2 = psf.params_at(xs, ys)
+    stamps = kernels.moffat_stamps_f32(alpha, beta, e1, e2, xs, ys, big)
+    icx = np.floor(xs + 0.5)
+    icy = np.floor(ys + 0.5)
+    reach = big + max(r, int(np.ceil(np.max(rap))) + 1) if n else 0
+    nb_start, nb_idx = _neighbours(icx, icy, reach)
+    grp = np.arange(n, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    spd, sw, spv, pflags, centre, c0, af, ae, aflags, C, A, G, H = kernels.neighbour_photometry_kernel(
+        image, variance, mask, xs, ys, stamps, r, grp, nb_start, nb_idx, np.asarray(rap, dtype=np.float64),
+        EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(sw > 0, spd / sw, np.nan)
+        e_1 = np.where(sw > 0, np.sqrt(spv) / sw, np.nan)
+        sharp = np.where((f1 > 0) & np.isfinite(centre), centre / (f1 * c0), np.nan)
+    flux = f1 * psf.apcorr
+    ferr = e_1 * psf.apcorr
+    bad = ~good | ~np.isfinite(flux) | ~np.isfinite(ferr)
+    flux[~good] = np.nan
+    ferr[~good] = np.nan
+    pflags = (pflags | np.where(bad, int(SourceFlag.PSF_FIT), 0)).astype(np.int32)
+    if groups is not None and n:
+        members = np.argsort(grp, kind="stable").astype(np.int64)
+        gs = grp[members]
+        starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1], True]).astype(np.int64)
+        bf, be = kernels.blend_solve(members, starts, nb_start, nb_idx, G, H, spd)
+        use = np.isfinite(bf)
+        flux = np.where(use, bf * psf.apcorr, flux)
+        ferr = np.where(use, be * psf.apcorr, ferr)
+    if iterations > 0 and n:
+        Cm = sparse.csr_matrix((C, nb_idx, nb_start), shape=(n, n))
+        for _ in range(iterations):
+            fpos = np.where(np.isfinite(flux) & (flux > 0), flux / psf.apcorr, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                dfl = np.where(sw > 0, (spd - Cm @ fpos) / sw, np.nan)
+            flux = np.where(np.isfinite(dfl) & np.isfinite(flux), flux + dfl * psf.apcorr, flux)
+        fpos = np.where(np.isfinite(flux) & (flux > 0), flux / psf.apcorr, 0.0)
+        Am = sparse.csr_matrix((A, nb_idx, nb_start), shape=(n, n))
+        af = af - Am @ fpos + fpos * own
+    return flux, ferr, pflags, sharp, af, ae, aflags
 
 
 def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: MeasurementConfig = MeasurementConfig(),
@@ -177,40 +202,11 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
     cx, cy, ex, ey, cok = kernels.windowed_centroid_kernel(image, variance, mask, x0, y0, sig,
                                                             EXCLUDE_BITS, 40, 1e-4)
     flags = np.where(cok, 0, int(SourceFlag.CENTROID)).astype(np.int32)
-    # for members of blends, fall back to the peak when the centroid wandered off
-    flux, ferr, pflags, sharp = _psf_flux(image, variance, mask, psf, cx, cy)
-    flags |= pflags
-    if groups is not None:
-        groups = np.asarray(groups)
-        bf, be = blend_psf_fluxes(image, variance, mask, psf, cx, cy, groups)
-        use = np.isfinite(bf)
-        flux = np.where(use, bf, flux)
-        ferr = np.where(use, be, ferr)
     rap = cfg.aperture_radius * fwhm
-    # neighbour-subtracted photometry: R = image - sum_j F_j P_j; the PSF fit being linear,
-    # F_i += fit(R)_i is one Jacobi step towards the simultaneous fit of all sources, and
-    # ap(R)_i + F_i * enclosed is the aperture flux with the neighbours' light removed.
-    alpha, beta, e1, e2 = psf.params_at(cx, cy)
-    r = psf.fit_radius
-    for _ in range(max(cfg.neighbour_iterations, 0)):
-        model = kernels.render_psf_models(image.shape[0], image.shape[1], cx, cy, flux / psf.apcorr,
-                                          alpha, beta, e1, e2, r + (r + 1) // 2)
-        resid = image - model
-        dfl, _, _, _, _ = kernels.psf_flux_kernel(resid, variance, mask, cx, cy, alpha, beta, e1, e2, r,
-                                                  EXCLUDE_BITS, FLAG_MAP, 0)
-        flux = np.where(np.isfinite(dfl) & np.isfinite(flux), flux + dfl * psf.apcorr, flux)
-    if cfg.neighbour_iterations > 0:
-        model = kernels.render_psf_models(image.shape[0], image.shape[1], cx, cy, flux / psf.apcorr,
-                                          alpha, beta, e1, e2, r + (r + 1) // 2)
-        resid = image - model
-        af, ae, _, aflags = kernels.aperture_flux_kernel(resid, variance, mask, cx, cy, rap,
-                                                         EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
-        own = enclosed_fraction(psf, cfg.aperture_radius)
-        good = np.isfinite(flux) & (flux > 0)
-        af = af + np.where(good, flux / psf.apcorr * own, 0.0)
-    else:
-        af, ae, _, aflags = kernels.aperture_flux_kernel(image, variance, mask, cx, cy, rap,
-                                                         EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
+    flux, ferr, pflags, sharp, af, ae, aflags = _photometry(image, variance, mask, psf, cx, cy, groups, rap,
+                                                             cfg.neighbour_iterations,
+                                                             enclosed_fraction(psf, cfg.aperture_radius))
+    flags |= pflags
     flags |= aflags
     ixx, iyy, ixy, mok = kernels.adaptive_moments_kernel(image, mask, cx, cy, sig, EXCLUDE_BITS, 60, 1e-5)
     flags |= np.where(mok, 0, int(SourceFlag.SHAPE)).astype(np.int32)
@@ -233,29 +229,6 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
                                            cfg.extendedness_nsigma)
     out["sharpness"] = sharp
     out["flags"] = flags
-    return out
-
-
-def psf_aperture_fraction(psf: PsfModel, x, y, radius):
-    """Fraction of the PSF model (as fitted: stamps of ``2 fit_radius``) inside circles of
-    ``radius`` [pixels] centred on it at (x, y) (arrays)."""
-    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
-    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
-    radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), x.shape).copy()
-    r = 2 * psf.fit_radius
-    alpha, beta, e1, e2 = psf.params_at(x, y)
-    cx = np.floor(x + 0.5)
-    cy = np.floor(y + 0.5)
-    st = kernels.moffat_stamps(alpha, beta, e1, e2, x - cx, y - cy, r)
-    out = np.empty(x.size)
-    z = np.zeros(st.shape[1:], dtype=np.uint16)
-    one = np.ones(st.shape[1:], dtype=np.float32)
-    for i in range(x.size):
-        fl, _, _, _ = kernels.aperture_flux_kernel(st[i].astype(np.float32), one, z,
-                                                   np.array([float(r) + x[i] - cx[i]]),
-                                                   np.array([float(r) + y[i] - cy[i]]),
-                                                   radius[i:i + 1], 0, FLAG_MAP, 0)
-        out[i] = fl[0]
     return out
 
 
