@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -51,14 +51,14 @@ import pyarrow.parquet as pq
 
 from .._io import sha256_file
 from ..errors import InputError, ReleaseError
-from ..sky.healpix import healpix29
 from .ddl import TableSchema, read_schema_file
 from .manifest import MANIFEST, load_manifest, manifest_text, read_properties
-from .partition import ORDER29, Partition
+from .partition import ORDER29, Partition, PixelCounts, healpix29
 from .schema import HEALPIX_COLUMN, healpix_field
 from .writer import (
     MAX_ORDER,
     _clean_schema,
+    _contiguous,
     _properties_text,
     _row_order,
     _write_flat,
@@ -69,6 +69,7 @@ from .writer import (
 FORMATS = ("csv", "tsv", "parquet", "fits")
 DEFAULT_NULLS = ("", "\\N", "NULL", "null", "NaN", "nan")
 BATCH_ROWS = 262_144
+BATCHES_LABEL = "<batches>"
 HIST_ORDER = MAX_ORDER  # histogram order == deepest partition order: the plan is exact
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|[nN]a[nN]|[iI]nf(inity)?)\s*$"
@@ -415,6 +416,84 @@ class _Source:
             raise InputError(f"cannot read {self.fmt}: {first}", path=str(self.path)) from None
 
 
+class _BatchSource(_Source):
+    """Record batches (or tables) handed over by a program instead of a file: the rows are
+    numbered from 1 across all batches; bad rows are reported as ``<label>: row N``."""
+
+    def __init__(self, batches, label: str, ddl: TableSchema | None, skip_bad: bool, bad: list,
+                 total_rows: int | None = None):
+        super().__init__(Path(label), "batches", ddl, (), skip_bad, bad)
+        self.unit = "row"
+        self._batches = batches
+        self.total_rows = total_rows
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        row = 1
+        for item in self._batches:
+            for batch in (item.to_batches() if isinstance(item, pa.Table) else [item]):
+                if batch.num_rows == 0:
+                    continue
+                names = [n for n in batch.schema.names if not n.startswith("__index_level_")]
+                target = self._target_schema(names, pa.schema([batch.schema.field(n) for n in names]))
+                yield self._convert(batch, target, row + np.arange(batch.num_rows, dtype=np.int64))
+                row += batch.num_rows
+                if self.total_rows:
+                    self.fraction = min(1.0, (row - 1) / self.total_rows)
+
+
+class _UniqueIds:
+    """The values of the ``--id`` column, to prove them unique once every row is read
+    (8 bytes per row for integer ids; a duplicate names its value, files and lines)."""
+
+    _NULL = np.iinfo(np.int64).min
+
+    def __init__(self, column: str):
+        self.column = column
+        self.values: list = []  # per batch: int64 array (integer ids) or Arrow array
+        self.where: list[tuple[str, str, int, np.ndarray | None]] = []  # (path, unit, first line, lines)
+
+    def add(self, values: pa.Array, path: Path, unit: str, lines: np.ndarray) -> None:
+        if pa.types.is_integer(values.type):
+            v = pc.fill_null(values.cast(pa.int64()), self._NULL).to_numpy(zero_copy_only=False)
+        else:
+            v = values
+        contiguous = lines.size == 0 or int(lines[-1] - lines[0]) == lines.size - 1
+        self.values.append(v)
+        self.where.append((str(path), unit, int(lines[0]) if lines.size else 0, None if contiguous else lines))
+
+    def check(self) -> None:
+        """Raise :class:`InputError` naming the first duplicated value and two of its rows."""
+        if not self.values:
+            return
+        dup = None
+        if all(isinstance(v, np.ndarray) for v in self.values):
+            allv = np.concatenate(self.values)
+            allv.sort()
+            same = np.flatnonzero((allv[1:] == allv[:-1]) & (allv[1:] != self._NULL))
+            if same.size:
+                dup = int(allv[same[0]])
+            del allv
+        else:
+            col = pa.chunked_array([pa.array(v) if isinstance(v, np.ndarray) else v for v in self.values])
+            vc = pc.value_counts(col.drop_null())
+            many = vc.filter(pc.greater(vc.field("counts"), 1))
+            if len(many):
+                dup = many.field("values")[0].as_py()
+        if dup is None:
+            return
+        hits = []
+        for v, (path, unit, first, lines) in zip(self.values, self.where):
+            eq = v == dup if isinstance(v, np.ndarray) else np.asarray(
+                pc.fill_null(pc.equal(v, pa.scalar(dup, v.type)), False).to_numpy(zero_copy_only=False))
+            for j in np.flatnonzero(eq)[:2]:
+                hits.append((path, f"{unit} {int(lines[j]) if lines is not None else first + int(j)}"))
+            if len(hits) >= 2:
+                break
+        (p1, l1), (p2, l2) = hits[:2]
+        where = f"{l1} and {l2}" if p1 == p2 else f"{l1} and {p2}: {l2}"
+        raise InputError(f"--id column {self.column}: value {dup!r} is not unique ({where})", path=p1)
+
+
 def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
     """Run ``batches`` in a thread, ``depth`` batches ahead: decoding the next batch (pyarrow,
     GIL released) overlaps the work on this one. Errors are raised here, in order."""
@@ -582,34 +661,6 @@ class _Spill:
             self.path.unlink()
 
 
-class _Histogram:
-    """Rows per HEALPix pixel at order :data:`HIST_ORDER` (sparse, merged as it grows)."""
-
-    def __init__(self):
-        self.pix = np.zeros(0, dtype=np.int64)
-        self.cnt = np.zeros(0, dtype=np.int64)
-        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def add(self, hp29: np.ndarray) -> None:
-        p, c = np.unique(hp29 >> (2 * (ORDER29 - HIST_ORDER)), return_counts=True)
-        self.pending.append((p, c))
-        if len(self.pending) >= 32:
-            self._merge()
-
-    def _merge(self) -> None:
-        if not self.pending:
-            return
-        p = np.concatenate([self.pix] + [a for a, _ in self.pending])
-        c = np.concatenate([self.cnt] + [b for _, b in self.pending])
-        self.pending = []
-        u, inv = np.unique(p, return_inverse=True)
-        self.pix, self.cnt = u, np.bincount(inv, weights=c, minlength=u.size).astype(np.int64)
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        self._merge()
-        return self.pix, self.cnt
-
-
 def plan_from_counts(pixels: np.ndarray, counts: np.ndarray, max_rows: int, max_order: int = MAX_ORDER,
                      hist_order: int = HIST_ORDER) -> list[Partition]:
     """The partition plan of :func:`~minidr.release.partition.plan_partitions` from a histogram
@@ -722,7 +773,7 @@ def _input_entry(path: Path) -> dict:
     return {"path": str(path.resolve()), "sha256": sha256_file(path), "size": path.stat().st_size}
 
 
-def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: str, ra: str, dec: str,
+def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: str, ra: str, dec: str,
                    sort_columns: tuple[str, ...], partition_rows: int, row_group_rows: int, compression: str,
                    budget: int, progress: Callable[[str, float], None], jobs: int = 2) -> tuple[list[Partition], list[str]]:
     """Passes 2 and 3: plan partitions from the histogram, group them, write them."""
@@ -782,17 +833,21 @@ def _write_catalog(spill: _Spill, hist: _Histogram, directory: Path, *, name: st
             table = spill.table()
         table = table.drop_columns(["__line"]) if "__line" in table.column_names else table
         order = _row_order(table, sort_columns, name)
-        table = _clean_schema(table).combine_chunks()
+        table = _clean_schema(table)  # still in the chunks it was read in: no whole-group copy
         identity = bool(np.all(order[1:] > order[:-1]))
         if options is None:
-            options = _write_options(table.schema, row_group_rows, compression)
+            options = _write_options(table.schema, row_group_rows, compression,
+                                     stats_columns=(HEALPIX_COLUMN, ra, dec, *sort_columns))
             common_schema = table.schema
         start = partitions[idx[0]].start
 
         def work(i: int, table=table, order=order, identity=identity, start=start) -> pq.FileMetaData:
             p = partitions[i]
             lo = p.start - start
-            rows = table.slice(lo, p.n_rows) if identity else table.take(pa.array(order[lo:lo + p.n_rows]))
+            if identity:
+                rows = _contiguous(table.slice(lo, p.n_rows))
+            else:
+                rows = _contiguous(table.take(pa.array(order[lo:lo + p.n_rows])))
             rel = partition_path(p.order, p.pixel)
             path = directory / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -869,6 +924,9 @@ def import_table(
     progress: Callable[[str, float], None] | None = None,
     memory_budget: int = 1 << 30,
     partition_rows: int | None = None,
+    row_group_rows: int | None = None,
+    batches: Iterable[pa.RecordBatch | pa.Table] | None = None,
+    total_rows: int | None = None,
 ) -> ImportReport:
     """Import the catalog in ``files`` as table ``table_name`` of release ``release_name``.
 
@@ -883,7 +941,16 @@ def import_table(
     by the position of the row of that table of the same release with the same key (the
     position columns are added, named as in that table). ``progress(stage, fraction)`` is
     called as work advances. ``memory_budget`` bounds the bytes of rows held in memory;
-    ``partition_rows`` overrides the repository's ``release.partition_rows``.
+    ``partition_rows`` and ``row_group_rows`` override the repository's ``release.partition_rows``
+    and ``release.row_group_rows``.
+
+    ``batches``: instead of files (``files`` then empty), an iterable of Arrow record batches
+    or tables produced by a program (a generator streams any number of rows; ``total_rows``,
+    if known, drives the progress bar); see :func:`import_batches`.
+
+    ``id_column`` values must be unique: a repeated value stops the import (also with
+    ``skip_bad``: which of the two rows is the bad one cannot be told) naming the value, its
+    file(s) and line(s).
 
     Nothing is published unless every file is read and written without error.
     """
@@ -904,7 +971,12 @@ def import_table(
     if isinstance(files, (str, os.PathLike)):
         files = [files]
     paths = [Path(f) for f in files]
-    if not paths:
+    if batches is not None:
+        if paths:
+            raise InputError("give either input files or batches, not both")
+        if isinstance(batches, (pa.RecordBatch, pa.Table)):
+            batches = [batches]
+    elif not paths:
         raise InputError("no input files")
     for p in paths:
         if not p.is_file():
@@ -950,8 +1022,9 @@ def import_table(
         if table_name.lower() in existing:
             raise ReleaseError(f"release {release_name} already has a table {table_name}; releases are immutable: "
                                "import into a new release name")
-    cfg_rows, row_group_rows, compression = _release_settings(repo)
+    cfg_rows, cfg_rg_rows, compression = _release_settings(repo)
     partition_rows = int(partition_rows) if partition_rows else cfg_rows
+    row_group_rows = int(row_group_rows) if row_group_rows else cfg_rg_rows
     if partition_rows < 1:
         raise InputError("partition_rows must be >= 1")
 
@@ -978,7 +1051,7 @@ def import_table(
             formats=formats, ddl=ddl, nulls=nulls, skip_bad=skip_bad, ra=ra, dec=dec, id_column=id_column,
             director=director, partition_by=partition_by, base_manifest=base_manifest, schema_entry=schema_entry,
             partition_rows=partition_rows, row_group_rows=row_group_rows, compression=compression,
-            budget=int(memory_budget), progress=progress, t0=t0,
+            budget=int(memory_budget), progress=progress, t0=t0, batches=batches, total_rows=total_rows,
             )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -987,15 +1060,19 @@ def import_table(
 
 def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls, skip_bad, ra, dec, id_column,
          director, partition_by, base_manifest, schema_entry, partition_rows, row_group_rows, compression,
-         budget, progress, t0) -> ImportReport:
+         budget, progress, t0, batches, total_rows) -> ImportReport:
     bad: list[str] = []
     # checksums of the inputs (for the manifest) are computed beside the import, not after it
     hasher = ThreadPoolExecutor(1)
-    input_entries = hasher.submit(lambda: [_input_entry(p) for p in paths])
+    input_entries = hasher.submit(lambda files=tuple(paths): [_input_entry(p) for p in files])
     hasher.shutdown(wait=False)
     spill = _Spill(staging / ".spill", table_name, budget)
-    hist = _Histogram()
-    sizes = [p.stat().st_size for p in paths]
+    hist = PixelCounts(HIST_ORDER)
+    ids: _UniqueIds | None = None
+    if batches is not None:  # one input: the program's batches
+        paths, formats, sizes = [Path(BATCHES_LABEL)], ["batches"], [1]
+    else:
+        sizes = [p.stat().st_size for p in paths]
     total_bytes = max(1, sum(sizes))
     done_bytes = 0
     skipped = 0
@@ -1004,7 +1081,10 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
     id_col = None
     schema0: pa.Schema | None = None
     for path, fmt, size in zip(paths, formats, sizes):
-        src = _Source(path, fmt, ddl, nulls, skip_bad, bad)
+        if batches is not None:
+            src = _BatchSource(batches, BATCHES_LABEL, ddl, skip_bad, bad, total_rows)
+        else:
+            src = _Source(path, fmt, ddl, nulls, skip_bad, bad)
         for batch in _prefetch(src.batches()):
             if HEALPIX_COLUMN in batch.schema.names:  # recomputed from the positions
                 batch = batch.drop_columns([HEALPIX_COLUMN])
@@ -1031,6 +1111,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
                                                  path=str(path), keyword=c)
                 if id_column is not None:
                     id_col = _find_column(names, id_column, (), "id")
+                    ids = _UniqueIds(id_col)
             elif [n for n in batch.schema.names if n != "__line"] != schema0.names:
                 raise InputError(f"columns differ from those of {paths[0]}", path=str(path))
             elif batch.schema.field(0).type != schema0.field(0).type or any(
@@ -1070,12 +1151,17 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
                 batch = pa.RecordBatch.from_arrays(
                     [pa.array(hp, type=pa.int64())] + list(batch.columns),
                     schema=pa.schema([healpix_field()] + list(batch.schema)))
+            if ids is not None:
+                ids.add(batch.column(id_col), src.path, src.unit, batch.column("__line").to_numpy())
             spill.add(batch.drop_columns(["__line"]))  # line numbers are needed only up to here
             progress("read", min(1.0, (done_bytes + size * src.fraction) / total_bytes))
         skipped += src.skipped
         done_bytes += size
         progress("read", done_bytes / total_bytes)
     spill.close()
+    if ids is not None:
+        ids.check()
+        del ids
     if schema0 is None:
         if ddl is None:
             raise InputError("the input files hold no rows and no schema was given")
@@ -1166,4 +1252,14 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
     return report
 
 
-__all__ = ["ImportReport", "import_table", "plan_from_counts"]
+def import_batches(repo_path, release_name: str, table_name: str, batches, **options) -> ImportReport:
+    """Import the rows of ``batches`` (an iterable, e.g. a generator, of Arrow record batches or
+    tables of one schema) as table ``table_name`` of release ``release_name``: the streaming
+    path of :func:`import_table` (same checks, same layout, memory bounded by
+    ``memory_budget`` whatever the number of rows), fed by a program instead of files. Bad
+    rows are reported as ``<batches>: row N`` (N counted from 1 across all batches).
+    ``options`` are those of :func:`import_table`."""
+    return import_table(repo_path, release_name, table_name, [], batches=batches, **options)
+
+
+__all__ = ["ImportReport", "import_batches", "import_table", "plan_from_counts"]

@@ -14,7 +14,7 @@ import pytest
 from minidr.errors import InputError, ReleaseError, RepoError
 from minidr.query import open_release
 from minidr.release.ddl import parse_create_table
-from minidr.release.importer import import_table, plan_from_counts
+from minidr.release.importer import import_batches, import_table, plan_from_counts
 from minidr.release.manifest import load_manifest, verify_release
 from minidr.release.partition import plan_partitions
 from minidr.release.writer import write_hats_catalog, write_release
@@ -282,3 +282,59 @@ def test_input_healpix_column_is_recomputed(repo, tmp_path):
     import_table(repo, "HP", "Cat", [f])
     got = open_release(repo, "HP").sql("SELECT * FROM Cat").to_pylist()
     assert got == [{"_healpix_29": int(healpix29([10.0], [20.0])[0]), "id": 1, "ra": 10.0, "dec": 20.0}]
+
+
+def test_duplicate_id_is_one_line_error_naming_value_file_and_lines(repo, tmp_path):
+    f = tmp_path / "dup.csv"
+    f.write_text("objectId,ra,dec\n1,10.0,20.0\n2,11.0,21.0\n3,12.0,22.0\n2,13.0,23.0\n")
+    for skip_bad in (False, True):  # which of the two rows is bad cannot be told: always an error
+        with pytest.raises(InputError) as e:
+            import_table(repo, "D", "Cat", [f], id_column="objectId", skip_bad=skip_bad)
+        msg = str(e.value)
+        assert "\n" not in msg and str(f) in msg and "objectId" in msg and "value 2 " in msg
+        assert "line 3 and line 5" in msg
+        assert not (repo / "releases" / "D").exists()
+    # across two files: both are named; string ids too
+    ok, g = tmp_path / "ok.csv", tmp_path / "more.csv"
+    ok.write_text("objectId,ra,dec\n1,10.0,20.0\n2,11.0,21.0\n3,12.0,22.0\n")
+    g.write_text("objectId,ra,dec\n7,1.0,2.0\n3,1.5,2.5\n")
+    with pytest.raises(InputError, match=r"ok\.csv: .*value 3 is not unique \(line 4 and .*more\.csv: line 3\)"):
+        import_table(repo, "D", "Cat", [ok, g], id_column="objectId")
+    s = tmp_path / "names.csv"
+    s.write_text("name,ra,dec\nab,1.0,2.0\ncd,1.5,2.5\nab,3.0,4.0\n")
+    with pytest.raises(InputError, match=r"value 'ab' is not unique \(line 2 and line 4\)"):
+        import_table(repo, "D", "Cat", [s], id_column="name")
+    # without --id, repeated values are fine
+    assert import_table(repo, "D", "Cat", [f]).rows == 4
+
+
+def test_import_batches_streams_a_generator_and_equals_the_file_import(repo, tmp_path):
+    t = _catalog(5000, seed=3)
+    pq.write_table(t, tmp_path / "obj.parquet")
+    import_table(repo, "F", "Obj", [tmp_path / "obj.parquet"], id_column="objectId", partition_rows=300,
+                 row_group_rows=100)
+
+    def gen():  # chunks of a generator, one of them a Table
+        for i in range(0, 5000, 700):
+            chunk = t.slice(i, 700)
+            yield chunk if i == 700 else chunk.to_batches()[0]
+
+    seen = []
+    rep = import_batches(repo, "G", "Obj", gen(), id_column="objectId", partition_rows=300, row_group_rows=100,
+                         memory_budget=50_000, total_rows=5000, progress=lambda s, f: seen.append((s, f)))
+    assert rep.rows == 5000 and rep.spilled_bytes > 0 and rep.partitions > 10
+    assert any(s == "read" and 0 < f < 1 for s, f in seen)
+    a, b = repo / "releases" / "F" / "Obj", repo / "releases" / "G" / "Obj"
+    files = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
+    for rel in files:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    md = pq.ParquetFile(next(b.rglob("Npix=*.parquet"))).metadata
+    assert md.row_group(0).num_rows <= 100
+    man = load_manifest(repo / "releases" / "G")
+    assert man["imports"][0]["inputs"] == [] and man["imports"][0]["formats"] == ["batches"]
+    bad = pa.table({"objectId": [1, 2], "ra": [1.0, 2.0], "decl": [3.0, 95.0]})
+    with pytest.raises(InputError, match=r"<batches>: row 2: bad position"):
+        import_batches(repo, "G2", "Obj", iter([bad]))
+    with pytest.raises(InputError, match="not both"):
+        import_table(repo, "G2", "Obj", [tmp_path / "obj.parquet"], batches=[bad])
