@@ -760,3 +760,49 @@ def blend_solve(members, starts, nb_start, nb_idx, G, H, spd):
             flux[i] = f[t]
             err[i] = math.sqrt(max(cov[t, t], 0.0))
     return flux, err
+
+
+@njit(parallel=True)
+def moffat_stamp_derivatives(alpha, beta, e1, e2, fx, fy, radius):
+    """Derivatives of :func:`moffat_stamp` (without its second-order pixel-integration
+    terms: a Jacobian for Gauss-Newton steps, not a model) with respect to
+    ``(log alpha, beta, e1, e2)``: float64 array ``(n, 4, 2r+1, 2r+1)`` [fraction of the
+    total flux per unit parameter]; the same 3x3 sub-sampling of the core pixels."""
+    n = alpha.shape[0]
+    m = 2 * radius + 1
+    out = np.zeros((n, 4, m, m))
+    for i in prange(n):
+        al = alpha[i]
+        be = beta[i]
+        a, b, c = moffat_inverse_shape(al, e1[i], e2[i])
+        esq = min(e1[i] * e1[i] + e2[i] * e2[i], 0.81)
+        s = math.sqrt(1.0 - esq)
+        d0 = al * al * s
+        norm = (be - 1.0) / (math.pi * al * al)
+        for iy in range(m):
+            dy = iy - radius - fy[i]
+            for ix in range(m):
+                dx = ix - radius - fx[i]
+                ns = 3 if (abs(ix - radius) <= _OVERSAMPLE_HALF and abs(iy - radius) <= _OVERSAMPLE_HALF) else 1
+                g0 = 0.0
+                g1 = 0.0
+                g2 = 0.0
+                g3 = 0.0
+                for sy in range(ns):
+                    ddy = dy + (sy - 1) / 3.0 if ns == 3 else dy
+                    for sx in range(ns):
+                        ddx = dx + (sx - 1) / 3.0 if ns == 3 else dx
+                        q = a * ddx * ddx + 2.0 * b * ddx * ddy + c * ddy * ddy
+                        u = 1.0 + q
+                        f0 = u ** (-be)
+                        dfdq = -be * f0 / u
+                        g0 += f0 * (-2.0) + dfdq * (-2.0 * q)
+                        g1 += f0 * (1.0 / (be - 1.0) - math.log(u))
+                        g2 += dfdq * ((ddy * ddy - ddx * ddx) / d0 + q * e1[i] / (s * s))
+                        g3 += dfdq * (-2.0 * ddx * ddy / d0 + q * e2[i] / (s * s))
+                k = norm / (ns * ns)
+                out[i, 0, iy, ix] = g0 * k
+                out[i, 1, iy, ix] = g1 * k
+                out[i, 2, iy, ix] = g2 * k
+                out[i, 3, iy, ix] = g3 * k
+    return out

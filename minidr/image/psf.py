@@ -69,7 +69,7 @@ class PsfModel:
 
     # --- construction -----------------------------------------------------------------
     @classmethod
-    def gaussian_like(cls, fwhm: float, shape, beta: float = 3.5) -> "PsfModel":
+    def gaussian_like(cls, fwhm: float, shape, beta: float = 3.5) -> PsfModel:
         """A round, constant Moffat of the given FWHM [pixels] (initial guess)."""
         return cls(shape, beta, [math.log(float(alpha_from(fwhm, beta)))], [0.0], [0.0], 0)
 
@@ -140,7 +140,7 @@ class PsfModel:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PsfModel":
+    def from_dict(cls, d: dict) -> PsfModel:
         rr = d.get("residual_rms")
         return cls(d["shape"], d["beta"], d["log_alpha"], d["e1"], d["e2"], d.get("order", 0),
                    d.get("apcorr", 1.0), d.get("n_stars", 0),
@@ -239,7 +239,7 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
     model, keep, rms = _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess,
                             footprints=footprints)
     if keep.sum() < keep.size and keep.sum() >= 3:
-        model, keep2, rms = _fit(image, variance, mask, sx[keep], sy[keep], radius, order,
+        model, _, rms = _fit(image, variance, mask, sx[keep], sy[keep], radius, order,
                                  model.fwhm, start=model, footprints=footprints)
         n_used = int(keep.sum())
     else:
@@ -273,63 +273,101 @@ def _stamps(image, variance, mask, sx, sy, radius, footprints=None):
 
 
 def _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess, start: PsfModel | None = None,
-         footprints=None):
-    from scipy.optimize import least_squares
-
-    ny, nx = image.shape
+         footprints=None, maxiter: int = 40):
+    """Joint fit of the model to star stamps: Levenberg-Marquardt on the non-linear
+    parameters (log(beta - 1.05), polynomial coefficients of log alpha, e1, e2) with the
+    per-star flux and sky solved linearly at every step (variable projection; the Jacobian
+    from :func:`kernels.moffat_stamp_derivatives` with the flux/sky directions projected
+    out, Kaufman's approximation). Returns (model, keep, rms): ``keep`` rejects stars with a
+    reduced chi^2 above 3 times the median."""
     terms = _terms(order)
     nt = len(terms)
     d, w, fx, fy = _stamps(image, variance, mask, sx, sy, radius, footprints)
+    n = d.shape[0]
     sw = np.sqrt(w)
     proto = PsfModel(image.shape, 3.5, [0.0], [0.0], [0.0], order)
     B = proto._basis(sx, sy)  # (n, nt)
+    a22 = w.sum(axis=(1, 2))
+    b2 = (w * d).sum(axis=(1, 2))
 
     def unpack(p):
-        beta = 1.05 + math.exp(p[0])
-        la = p[1: 1 + nt]
-        e1 = p[1 + nt: 1 + 2 * nt]
-        e2 = p[1 + 2 * nt: 1 + 3 * nt]
-        return beta, la, e1, e2
+        return 1.05 + math.exp(p[0]), p[1: 1 + nt], p[1 + nt: 1 + 2 * nt], p[1 + 2 * nt: 1 + 3 * nt]
 
-    def models(p):
+    def star_params(p):
         beta, la, e1, e2 = unpack(p)
-        alpha = np.exp(B @ la)
-        return kernels.moffat_stamps(alpha, np.full(alpha.size, beta), B @ e1, B @ e2, fx, fy, radius)
+        return np.exp(B @ la), np.full(n, beta), B @ e1, B @ e2
 
-    def solve_linear(P):
+    def evaluate(p):
+        al, be, e1, e2 = star_params(p)
+        P = kernels.moffat_stamps(al, be, e1, e2, fx, fy, radius)
         # per-star weighted fit of flux * P + sky
-        a11 = np.einsum("kij,kij->k", w, P * P)
-        a12 = np.einsum("kij,kij->k", w, P)
-        a22 = w.sum(axis=(1, 2))
-        b1 = np.einsum("kij,kij->k", w, P * d)
-        b2 = np.einsum("kij,kij->k", w, d)
+        a11 = (w * P * P).sum(axis=(1, 2))
+        a12 = (w * P).sum(axis=(1, 2))
+        b1 = (w * P * d).sum(axis=(1, 2))
         det = a11 * a22 - a12 * a12
         det = np.where(det > 0, det, 1.0)
         f = (a22 * b1 - a12 * b2) / det
-        s = (a11 * b2 - a12 * b1) / det
-        return f, s
+        sky = (a11 * b2 - a12 * b1) / det
+        r = (d - f[:, None, None] * P - sky[:, None, None]) * sw
+        return r, P, f, float((r * r).sum())
 
-    def resid(p):
-        P = models(p)
-        f, s = solve_linear(P)
-        r = (d - f[:, None, None] * P - s[:, None, None]) * sw
-        return r.ravel()
+    def normal_equations(p, P, f, r):
+        al, be, e1, e2 = star_params(p)
+        D = kernels.moffat_stamp_derivatives(al, be, e1, e2, fx, fy, radius)  # (n, 4, m, m)
+        J = (D * (f[:, None, None, None] * sw[:, None])).reshape(n, 4, -1)
+        U = np.stack([(P * sw).reshape(n, -1), sw.reshape(n, -1)], axis=1)  # (n, 2, npix)
+        gram = np.einsum("kap,kbp->kab", U, U) + 1e-300 * np.eye(2)
+        coef = np.linalg.solve(gram, np.einsum("kap,kbp->kab", U, J))  # (n, 2, 4)
+        J = J - np.einsum("kab,kap->kbp", coef, U)
+        M = np.einsum("kap,kbp->kab", J, J)
+        g = np.einsum("kap,kp->ka", J, r.reshape(n, -1))
+        # star-level (log alpha, beta, e1, e2) -> global parameters
+        T = np.zeros((n, 4, 1 + 3 * nt))
+        T[:, 0, 1: 1 + nt] = B
+        T[:, 1, 0] = be - 1.05
+        T[:, 2, 1 + nt: 1 + 2 * nt] = B
+        T[:, 3, 1 + 2 * nt:] = B
+        JtJ = np.einsum("kap,kab,kbq->pq", T, M, T)
+        Jtr = np.einsum("kap,ka->p", T, g)
+        return JtJ, Jtr
 
     if start is None:
         beta0 = 3.0
-        p0 = np.zeros(1 + 3 * nt)
-        p0[0] = math.log(beta0 - 1.05)
-        p0[1] = math.log(float(alpha_from(fwhm_guess, beta0)))
+        p = np.zeros(1 + 3 * nt)
+        p[0] = math.log(beta0 - 1.05)
+        p[1] = math.log(float(alpha_from(fwhm_guess, beta0)))
     else:
-        p0 = np.concatenate([[math.log(max(start.beta - 1.05, 1e-3))], start.log_alpha, start.e1, start.e2])
-    lo = np.full(p0.size, -np.inf)
-    hi = np.full(p0.size, np.inf)
-    lo[0], hi[0] = math.log(0.2), math.log(30.0)  # 1.25 < beta < 31
-    p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
-    res = least_squares(resid, p0, bounds=(lo, hi), x_scale="jac", max_nfev=15 * p0.size, xtol=1e-6, ftol=1e-8)
-    beta, la, e1, e2 = unpack(res.x)
+        p = np.concatenate([[math.log(max(start.beta - 1.05, 1e-3))], start.log_alpha, start.e1, start.e2])
+    lo, hi = math.log(0.2), math.log(30.0)  # 1.25 < beta < 31
+    p[0] = min(max(p[0], lo), hi)
+    r, P, f, cost = evaluate(p)
+    lam = 1e-3
+    for _ in range(maxiter):
+        JtJ, Jtr = normal_equations(p, P, f, r)
+        diag = np.maximum(np.diag(JtJ), 1e-30)
+        improved = False
+        for _ in range(10):
+            try:
+                step = np.linalg.solve(JtJ + lam * np.diag(diag), Jtr)
+            except np.linalg.LinAlgError:
+                lam *= 10.0
+                continue
+            pn = p + step
+            pn[0] = min(max(pn[0], lo), hi)
+            rn, Pn, fn, cn = evaluate(pn)
+            if np.isfinite(cn) and cn <= cost:
+                improved = True
+                break
+            lam *= 10.0
+        if not improved:
+            break
+        done = cost - cn <= 1e-8 * cost or np.all(np.abs(pn - p) <= 1e-6 * (1.0 + np.abs(p)))
+        p, r, P, f, cost = pn, rn, Pn, fn, cn
+        lam = max(lam / 10.0, 1e-9)
+        if done:
+            break
+    beta, la, e1, e2 = unpack(p)
     model = PsfModel(image.shape, beta, la, e1, e2, order)
-    r = res.fun.reshape(d.shape)
     npix = (w > 0).sum(axis=(1, 2))
     chi2 = (r * r).sum(axis=(1, 2)) / np.maximum(npix - 2, 1)
     med = np.median(chi2)
