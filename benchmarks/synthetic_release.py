@@ -1,22 +1,29 @@
-"""A synthetic release (Object, Source, ForcedSource, Visit, CcdVisit) written by the release writer.
+"""A synthetic release (Object, Source, ForcedSource, Visit, CcdVisit) built through ``minidr import``.
 
 Used by the query tests (a few thousand Objects) and by ``bench_query.py`` (millions).
 Positions mix a uniform sky, dense Gaussian clusters and a dense band along the equator
 (density varies by > 100x), plus Objects placed on purpose near both poles and on both
-sides of RA = 0/360. Everything is seeded.
+sides of RA = 0/360, and close pairs. Everything is seeded.
 
     python benchmarks/synthetic_release.py OUTDIR [--n 50000000] [--sources 0] [--seed 1]
+                                           [--chunk 500000] [--memory-mb 1024]
 
-writes ``OUTDIR/releases/SYN/`` (a repository-like layout that ``open_release`` accepts).
-The writer takes whole tables, so memory grows with N (~250 bytes per Object): the
-50-million default needs ~13 GB; use ``--n`` on smaller machines.
+makes ``OUTDIR`` a minidr repository (if it is not one yet) and writes its release
+``OUTDIR/releases/SYN/``. The Object table is generated in chunks of ``--chunk`` rows and
+streamed through the importer (:func:`minidr.release.importer.import_batches`), so memory
+stays bounded whatever N (the 50-million default peaks at ~3 GiB resident). Visit and
+CcdVisit (and, with ``--sources``, Source and ForcedSource, which are built in memory from
+the whole Object table: keep N small with them) are written first by the release writer.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +32,19 @@ import pyarrow as pa
 BANDS = "gri"
 
 
-def positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n positions [deg]: 55% uniform, 30% in 24 clusters, 10% equatorial band, 5% edge cases;
+def cluster_centres(rng: np.random.Generator, n: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ra, dec, sigma) [deg] of the clusters: a few fixed on awkward places (RA 0, poles),
+    the rest random; sigma 0.05-1.5 deg."""
+    centres = [(0.2, 10.0), (359.9, -30.0), (45.0, 89.7), (200.0, -89.6)]
+    while len(centres) < n:
+        centres.append((rng.uniform(0, 360), float(np.degrees(np.arcsin(rng.uniform(-1, 1))))))
+    sig = rng.uniform(0.05, 1.5, len(centres))
+    return np.array([c[0] for c in centres]), np.array([c[1] for c in centres]), sig
+
+
+def positions(n: int, rng: np.random.Generator, clusters=None) -> tuple[np.ndarray, np.ndarray]:
+    """n positions [deg]: 55% uniform, 30% in 24 clusters (``clusters`` from
+    :func:`cluster_centres`, default drawn from ``rng``), 10% equatorial band, 5% edge cases;
     then 2% of them are moved next to another object (close pairs)."""
     n_uni = int(n * 0.55)
     n_clu = int(n * 0.30)
@@ -34,14 +52,11 @@ def positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     n_edge = n - n_uni - n_clu - n_band
     ra = [rng.uniform(0, 360, n_uni)]
     dec = [np.degrees(np.arcsin(rng.uniform(-1, 1, n_uni)))]
-    # clusters: a few fixed on awkward places (RA 0, poles), the rest random
-    centres = [(0.2, 10.0), (359.9, -30.0), (45.0, 89.7), (200.0, -89.6)]
-    while len(centres) < 24:
-        centres.append((rng.uniform(0, 360), float(np.degrees(np.arcsin(rng.uniform(-1, 1))))))
-    which = rng.integers(0, len(centres), n_clu)
-    sig = rng.uniform(0.05, 1.5, len(centres))[which]
-    c_ra = np.array([c[0] for c in centres])[which]
-    c_dec = np.array([c[1] for c in centres])[which]
+    cen_ra, cen_dec, cen_sig = clusters if clusters is not None else cluster_centres(rng)
+    which = rng.integers(0, cen_ra.size, n_clu)
+    sig = cen_sig[which]
+    c_ra = cen_ra[which]
+    c_dec = cen_dec[which]
     r_ra, r_dec = _offset(c_ra, c_dec, rng.normal(0, 1, n_clu) * sig, rng.normal(0, 1, n_clu) * sig)
     ra.append(r_ra)
     dec.append(r_dec)
@@ -78,12 +93,44 @@ def _offset(ra0, dec0, dx_deg, dy_deg):
     return np.mod(np.degrees(ra), 360.0), np.degrees(dec)
 
 
-def object_table(n: int, seed: int = 1, bands: str = BANDS, n_detections: np.ndarray | None = None) -> pa.Table:
-    """Object rows with the SPEC's columns (ids shuffled, positions from :func:`positions`)."""
-    rng = np.random.default_rng(seed)
-    ra, dec = positions(n, rng)
-    oid = rng.permutation(n).astype(np.int64) + 1_000_000
-    ndet = n_detections if n_detections is not None else rng.integers(1, 30, n)
+def _id_step(n: int) -> int:
+    """A multiplier coprime with ``n`` near 0.618 n: ``(step * i) % n`` shuffles 0..n-1."""
+    step = max(1, int(n * 0.6180339887))
+    while math.gcd(step, n) != 1:
+        step += 1
+    return step
+
+
+def object_batches(n: int, seed: int = 1, bands: str = BANDS, n_detections: int | None = None,
+                   chunk: int = 500_000) -> Iterator[pa.Table]:
+    """The Object table of ``n`` rows with the SPEC's columns (release schema, units and
+    descriptions) in chunks of ``chunk`` rows, generated one at a time: memory does not grow
+    with ``n``. Chunk ``k`` is drawn from its own generator seeded ``(seed, k)``, the 24
+    cluster centres from ``seed`` once; ``objectId`` is ``1_000_000 + (step * i) % n`` for
+    row ``i`` (all distinct, shuffled relative to position). ``n_detections``: the same
+    ``nDetections`` for every Object (default: random 1-29)."""
+    from minidr.release.schema import conform, schema_for
+
+    schema = schema_for("Object", list(bands))
+    clusters = cluster_centres(np.random.default_rng(seed))
+    step = _id_step(n)
+    for k, start in enumerate(range(0, n, chunk)):
+        m = min(chunk, n - start)
+        rng = np.random.default_rng([seed, k])
+        ra, dec = positions(m, rng, clusters)
+        oid = (np.arange(start, start + m, dtype=np.int64) * step) % n + 1_000_000
+        ndet = np.full(m, n_detections, dtype=np.int64) if n_detections is not None else rng.integers(1, 30, m)
+        yield conform(_object_columns(m, rng, ra, dec, oid, ndet, bands), schema, name="Object")
+
+
+def object_table(n: int, seed: int = 1, bands: str = BANDS, n_detections: int | None = None) -> pa.Table:
+    """All of :func:`object_batches` in one table (small ``n`` only)."""
+    return pa.concat_tables(object_batches(n, seed, bands, n_detections))
+
+
+def _object_columns(n, rng, ra, dec, oid, ndet, bands) -> pa.Table:
+    """Object columns of ``n`` rows at ``ra``/``dec`` [deg]: fluxes [nJy] of magnitudes 17-25
+    (AB, zero point 31.4), errors, scatter, chi2, epochs [MJD]."""
     cols = {
         "objectId": oid,
         "coord_ra": ra,
@@ -143,14 +190,14 @@ def source_tables(obj: pa.Table, visits: pa.Table, per_object: int, seed: int = 
     rng = np.random.default_rng(seed)
     n_obj = obj.num_rows
     k = np.repeat(np.arange(n_obj), per_object)
+    obj_ra, obj_dec = obj["coord_ra"].to_numpy(), obj["coord_dec"].to_numpy()
     n = k.size
     nv = visits.num_rows
     vi = rng.integers(0, nv, n)
     vis = visits["visit"].to_numpy()[vi]
     det = rng.integers(0, 4, n).astype(np.int32)
     ccd = vis * 1000 + det
-    ra0 = obj["coord_ra"].to_numpy()[k]
-    dec0 = obj["coord_dec"].to_numpy()[k]
+    ra0, dec0 = obj_ra[k], obj_dec[k]
     sra, sdec = _offset(ra0, dec0, rng.normal(0, 0.05 / 3600, n), rng.normal(0, 0.05 / 3600, n))
     band = visits["band"].to_numpy(zero_copy_only=False)[vi]
     mjd = visits["midpointMjdTai"].to_numpy()[vi]
@@ -172,30 +219,51 @@ def source_tables(obj: pa.Table, visits: pa.Table, per_object: int, seed: int = 
         "band": visits["band"].to_numpy(zero_copy_only=False)[fvi],
         "midpointMjdTai": visits["midpointMjdTai"].to_numpy()[fvi],
         "psfFlux": flux * rng.normal(1, 0.05, n), "psfFluxErr": flux * 0.03,
+        "coord_ra": obj_ra[k], "coord_dec": obj_dec[k],  # the Object's position (partitioning)
     }
     return pa.table(src), pa.table(fs)
 
 
 def build_release(out_dir, n_objects: int, *, name: str = "SYN", seed: int = 1, sources_per_object: int = 2,
                   partition_rows: int = 500_000, row_group_rows: int = 20_000, n_visits: int = 30,
-                  n_detectors: int = 4) -> Path:
-    """Write a synthetic release at ``out_dir/releases/NAME`` and return its path."""
+                  n_detectors: int = 4, chunk: int = 500_000, memory_budget: int = 1 << 30,
+                  progress=None) -> Path:
+    """Write a synthetic release at ``out_dir/releases/NAME`` and return its path.
+
+    ``out_dir`` becomes a minidr repository if it is not one (it must then be new or empty).
+    Visit, CcdVisit and, when ``sources_per_object`` > 0, Source and ForcedSource are written
+    first by the release writer; then the Object table is streamed chunk by chunk into that
+    release by the importer, with ``memory_budget`` bytes of rows held in memory at most."""
+    from minidr.release.importer import import_batches
     from minidr.release.writer import write_release
+    from minidr.repo.layout import config_path
+    from minidr.repo.registry import Registry
+    from minidr.repository import Repo
 
     out_dir = Path(out_dir)
-    ndet = np.full(n_objects, sources_per_object, dtype=np.int64) if sources_per_object else None
-    obj = object_table(n_objects, seed=seed, n_detections=ndet)
+    if not config_path(out_dir).is_file():
+        Repo.create(out_dir)
+    ndet = sources_per_object if sources_per_object else None
     visits, ccd = visit_tables(n_visits, n_detectors, seed=seed + 1)
-    catalogs = {"Object": (obj, "coord_ra", "coord_dec")}
+    catalogs = {}
     if sources_per_object:
-        src, fs = source_tables(obj, visits, sources_per_object, seed=seed + 2)
+        src, fs = source_tables(object_table(n_objects, seed=seed, n_detections=ndet), visits,
+                                sources_per_object, seed=seed + 2)
         catalogs["Source"] = (src, "ra", "dec")
         catalogs["ForcedSource"] = (fs, "coord_ra", "coord_dec")
-    return write_release(
+        del src, fs
+    path = write_release(
         out_dir / "releases" / name, catalogs=catalogs, tables={"Visit": visits, "CcdVisit": ccd},
         manifest={"software": "benchmarks/synthetic_release.py", "seed": seed, "n_objects": n_objects},
         partition_rows=partition_rows, row_group_rows=row_group_rows,
     )
+    catalogs.clear()
+    import_batches(out_dir, name, "Object", object_batches(n_objects, seed=seed, n_detections=ndet, chunk=chunk),
+                   ra="coord_ra", dec="coord_dec", id_column="objectId", partition_rows=partition_rows,
+                   row_group_rows=row_group_rows, memory_budget=memory_budget, total_rows=n_objects,
+                   progress=progress)
+    Registry(out_dir).record_release(name, str(path), n_objects, n_objects * sources_per_object)
+    return path
 
 
 def main(argv=None) -> int:
@@ -206,11 +274,24 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--name", default="SYN")
     ap.add_argument("--partition-rows", type=int, default=500_000)
+    ap.add_argument("--chunk", type=int, default=500_000, help="Objects generated at a time")
+    ap.add_argument("--memory-mb", type=int, default=1024, help="rows held in memory by the importer [MiB]")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
+    last = [""]
+
+    def progress(stage: str, fraction: float) -> None:
+        line = f"{stage} {100 * fraction:3.0f}%"
+        if line != last[0] and sys.stderr.isatty():
+            print(f"\r{line}  {time.perf_counter() - t0:6.0f} s", end="", file=sys.stderr, flush=True)
+        last[0] = line
+
     path = build_release(a.outdir, a.n, name=a.name, seed=a.seed, sources_per_object=a.sources,
-                         partition_rows=a.partition_rows)
-    print(f"wrote {path} ({a.n} Objects) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+                         partition_rows=a.partition_rows, chunk=a.chunk, memory_budget=a.memory_mb << 20,
+                         progress=progress)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\nwrote {path} ({a.n} Objects) in {time.perf_counter() - t0:.1f} s, peak RSS {rss:.2f} GiB",
+          file=sys.stderr)
     return 0
 
 

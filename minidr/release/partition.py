@@ -183,36 +183,65 @@ def argsort_healpix(healpix29: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit
-def _count_pixels(keys29: np.ndarray, shift: int, counts: np.ndarray) -> None:
-    """``counts[k >> shift] += 1`` for every key (histogram of rows per coarser pixel)."""
+def _count_pixels(keys29: np.ndarray, shift: int, block_shift: int, counts: np.ndarray, touched: np.ndarray) -> None:
+    """``counts[k >> shift] += 1`` for every key (rows per coarser pixel), and
+    ``touched[k >> block_shift] = True`` (which blocks of ``counts`` hold any row)."""
     for i in range(keys29.size):
-        counts[keys29[i] >> shift] += 1
+        k = keys29[i]
+        counts[k >> shift] += 1
+        touched[k >> block_shift] = True
+
+
+@njit
+def _nonzero_in_blocks(counts: np.ndarray, blocks: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels, counts) of the non-zero entries of ``counts`` inside the given blocks of
+    ``block`` entries (blocks ascending), without reading the others."""
+    n = 0
+    for b in blocks:
+        for j in range(b * block, (b + 1) * block):
+            if counts[j]:
+                n += 1
+    pix = np.empty(n, dtype=np.int64)
+    cnt = np.empty(n, dtype=np.int64)
+    n = 0
+    for b in blocks:
+        for j in range(b * block, (b + 1) * block):
+            if counts[j]:
+                pix[n] = j
+                cnt[n] = counts[j]
+                n += 1
+    return pix, cnt
 
 
 class PixelCounts:
     """Rows per HEALPix pixel at ``order`` (<= 12), counted batch by batch.
 
     A dense uint32 array of 12 * 4**order counts allocated zeroed (at order 12, 805 MB of
-    address space of which only the pages of the sky actually holding rows become resident);
-    counting a batch is one numba pass, no sort."""
+    address space of which only the pages of the sky actually holding rows become resident),
+    and a map of which 4 KiB blocks of it (pixels of order - 5) were touched, so that reading
+    the result visits only those. Counting a batch is one numba pass, no sort."""
 
     def __init__(self, order: int = 12):
         if not 0 <= order <= 12:
             raise ValueError("order must be within 0..12")
         self.order = order
         self.shift = 2 * (ORDER29 - order)
+        block_order = max(0, order - 5)
+        self.block = 4 ** (order - block_order)
+        self.block_shift = 2 * (ORDER29 - block_order)
         self.counts = np.zeros(12 * 4**order, dtype=np.uint32)
+        self.touched = np.zeros(12 * 4**block_order, dtype=np.bool_)
         self.rows = 0
 
     def add(self, healpix29: np.ndarray) -> None:
+        """Count the rows of a batch (``_healpix_29`` values, int64 in [0, 12*4**29))."""
         h = np.ascontiguousarray(healpix29, dtype=np.int64)
         if h.size:
             if self.rows + h.size >= 2**32:
                 raise ValueError("more than 2**32 rows")
-            _count_pixels(h, self.shift, self.counts)
+            _count_pixels(h, self.shift, self.block_shift, self.counts, self.touched)
             self.rows += h.size
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(pixels, counts) of the non-empty pixels, pixels ascending (int64)."""
-        pix = np.flatnonzero(self.counts).astype(np.int64)
-        return pix, self.counts[pix].astype(np.int64)
+        return _nonzero_in_blocks(self.counts, np.flatnonzero(self.touched), self.block)

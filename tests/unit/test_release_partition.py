@@ -77,3 +77,28 @@ def test_plan_empty_and_bad_inputs():
 def test_dir_number():
     assert Partition(8, 123456, 0, 1).dir == 120000
     assert Partition(2, 47, 0, 1).dir == 0
+
+
+def test_sort_keys_healpix_radix_argsort_and_pixel_counts():
+    from minidr.release.partition import PixelCounts, argsort_healpix, healpix29
+    from minidr.sky.healpix import healpix29 as reference
+
+    rng = np.random.default_rng(5)
+    ra = np.concatenate([rng.uniform(-10, 370, 20000), [0.0, 360.0, 359.99999999999994, 180.0]])
+    dec = np.concatenate([np.degrees(np.arcsin(rng.uniform(-1, 1, 20000))), [90.0, -90.0, 0.0, 89.9999999]])
+    dec[:500] = 90 - rng.uniform(0, 1e-6, 500)
+    h = healpix29(ra, dec)
+    assert h.dtype == np.int64 and np.array_equal(h, reference(ra, dec))
+    assert healpix29(np.zeros(0), np.zeros(0)).size == 0
+    for keys in (h, h[:1], h[:0], rng.integers(0, 7, 5000), np.full(10, 3), rng.integers(0, NPIX29, 3000)):
+        order, hs = argsort_healpix(keys)
+        assert np.array_equal(order, np.argsort(keys, kind="stable")) and np.array_equal(hs, keys[order])
+    with pytest.raises(ValueError):
+        argsort_healpix(np.array([-1, 2]))
+    for order in (12, 3, 0):
+        c = PixelCounts(order)
+        c.add(h[:7000])
+        c.add(h[7000:])
+        pix, cnt = c.result()
+        u, n = np.unique(h >> (2 * (29 - order)), return_counts=True)
+        assert np.array_equal(pix, u) and np.array_equal(cnt, n)
