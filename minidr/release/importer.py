@@ -53,7 +53,7 @@ from .._io import sha256_file
 from ..errors import InputError, ReleaseError
 from .ddl import TableSchema, read_schema_file
 from .manifest import MANIFEST, load_manifest, manifest_text, read_properties
-from .partition import ORDER29, Partition, PixelCounts, healpix29
+from .partition import Partition, PixelCounts, healpix29
 from .schema import HEALPIX_COLUMN, healpix_field
 from .writer import (
     MAX_ORDER,
@@ -597,6 +597,12 @@ def _load_director(release: Path, spec: str) -> _Director:
 # --------------------------------------------------------------------------- spill + histogram
 
 
+def _mapped_table(path: Path) -> pa.Table:
+    """The Arrow IPC file ``path`` as a table whose columns are views of the memory-mapped
+    file (the kernel pages it in as it is read; no copy on the heap)."""
+    return ipc.open_file(pa.memory_map(str(path))).read_all()
+
+
 class _Spill:
     """Batches kept in memory up to ``budget`` bytes, then appended to an IPC file."""
 
@@ -643,16 +649,15 @@ class _Spill:
         if self.path is None:
             yield from self.batches
             return
-        with pa.OSFile(str(self.path)) as src:
-            reader = ipc.open_file(src)
-            for i in range(reader.num_record_batches):
-                yield reader.get_batch(i)
+        # memory-mapped: the batches are views of the file's pages, never copied to the heap
+        reader = ipc.open_file(pa.memory_map(str(self.path)))
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i)
 
     def table(self) -> pa.Table:
         if self.path is None:
             return pa.Table.from_batches(self.batches, schema=self.schema)
-        with pa.OSFile(str(self.path)) as src:
-            return ipc.open_file(src).read_all()
+        return _mapped_table(self.path)
 
     def remove(self) -> None:
         self.close()
@@ -781,9 +786,10 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
     partitions = plan_from_counts(pixels, counts, partition_rows)
     total = spill.rows
     row_bytes = max(1.0, (spill.nbytes + spill.spilled) / max(total, 1))
-    # a group is held twice while it is sorted (the rows and their sorted copy): spilled rows
-    # come back in groups of half the budget
-    group_rows = max(partition_rows, int((budget if spill.path is None else budget / 2) / row_bytes))
+    # a group is mapped from its file while its partitions are gathered (one sorted copy per
+    # writing thread, not of the whole group): spilled rows come back in groups of 3/4 of the
+    # budget
+    group_rows = max(partition_rows, int((budget if spill.path is None else 0.75 * budget) / row_bytes))
     groups: list[list[int]] = [[]]
     acc = 0
     for i, p in enumerate(partitions):
@@ -827,8 +833,7 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
     written = 0
     for g, idx in enumerate(groups):
         if group_files:
-            with pa.OSFile(str(group_files[g])) as src:
-                table = ipc.open_file(src).read_all()
+            table = _mapped_table(group_files[g])
         else:
             table = spill.table()
         table = table.drop_columns(["__line"]) if "__line" in table.column_names else table

@@ -183,13 +183,25 @@ def argsort_healpix(healpix29: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit
-def _count_pixels(keys29: np.ndarray, shift: int, block_shift: int, counts: np.ndarray, touched: np.ndarray) -> None:
-    """``counts[k >> shift] += 1`` for every key (rows per coarser pixel), and
-    ``touched[k >> block_shift] = True`` (which blocks of ``counts`` hold any row)."""
+def _count_pixels(keys29: np.ndarray, shift: int, block_shift: int, counts: np.ndarray, touched: np.ndarray,
+                  overflow: np.ndarray) -> int:
+    """Count every key in ``counts[k >> shift]`` (uint8): a count reaching 256 is reset to 1
+    and the pixel appended to ``overflow`` (each entry stands for 255 rows; ``overflow``
+    holds ``keys29.size // 255 + 1`` entries). Marks ``touched[k >> block_shift]``. Returns
+    the number of overflow entries written."""
+    m = 0
     for i in range(keys29.size):
         k = keys29[i]
-        counts[k >> shift] += 1
+        p = k >> shift
+        c = counts[p]
+        if c == 255:
+            overflow[m] = p
+            m += 1
+            counts[p] = 1
+        else:
+            counts[p] = c + 1
         touched[k >> block_shift] = True
+    return m
 
 
 @njit
@@ -216,32 +228,39 @@ def _nonzero_in_blocks(counts: np.ndarray, blocks: np.ndarray, block: int) -> tu
 class PixelCounts:
     """Rows per HEALPix pixel at ``order`` (<= 12), counted batch by batch.
 
-    A dense uint32 array of 12 * 4**order counts allocated zeroed (at order 12, 805 MB of
-    address space of which only the pages of the sky actually holding rows become resident),
-    and a map of which 4 KiB blocks of it (pixels of order - 5) were touched, so that reading
-    the result visits only those. Counting a batch is one numba pass, no sort."""
+    A dense array of 12 * 4**order one-byte counts, allocated zeroed (at order 12, 201 MB of
+    address space of which only the pages of the sky holding rows become resident), whose
+    entries overflow every 255 rows into a list of pixels, and a map of which 4 KiB blocks
+    (pixels of order - 6) were touched, so that reading the result visits only those.
+    Counting a batch is one numba pass, no sort."""
 
     def __init__(self, order: int = 12):
         if not 0 <= order <= 12:
             raise ValueError("order must be within 0..12")
         self.order = order
         self.shift = 2 * (ORDER29 - order)
-        block_order = max(0, order - 5)
+        block_order = max(0, order - 6)
         self.block = 4 ** (order - block_order)
         self.block_shift = 2 * (ORDER29 - block_order)
-        self.counts = np.zeros(12 * 4**order, dtype=np.uint32)
+        self.counts = np.zeros(12 * 4**order, dtype=np.uint8)
         self.touched = np.zeros(12 * 4**block_order, dtype=np.bool_)
+        self.overflow: list[np.ndarray] = []
         self.rows = 0
 
     def add(self, healpix29: np.ndarray) -> None:
         """Count the rows of a batch (``_healpix_29`` values, int64 in [0, 12*4**29))."""
         h = np.ascontiguousarray(healpix29, dtype=np.int64)
         if h.size:
-            if self.rows + h.size >= 2**32:
-                raise ValueError("more than 2**32 rows")
-            _count_pixels(h, self.shift, self.block_shift, self.counts, self.touched)
+            over = np.empty(h.size // 255 + 1, dtype=np.int64)
+            m = _count_pixels(h, self.shift, self.block_shift, self.counts, self.touched, over)
+            if m:
+                self.overflow.append(over[:m].copy())
             self.rows += h.size
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(pixels, counts) of the non-empty pixels, pixels ascending (int64)."""
-        return _nonzero_in_blocks(self.counts, np.flatnonzero(self.touched), self.block)
+        pix, cnt = _nonzero_in_blocks(self.counts, np.flatnonzero(self.touched), self.block)
+        if self.overflow:
+            u, n = np.unique(np.concatenate(self.overflow), return_counts=True)
+            cnt[np.searchsorted(pix, u)] += 255 * n
+        return pix, cnt

@@ -95,10 +95,11 @@ def test_sort_keys_healpix_radix_argsort_and_pixel_counts():
         assert np.array_equal(order, np.argsort(keys, kind="stable")) and np.array_equal(hs, keys[order])
     with pytest.raises(ValueError):
         argsort_healpix(np.array([-1, 2]))
+    dense = np.concatenate([h, np.full(1000, h[0]), np.full(300, h[1])])  # counts past 255 (one byte)
     for order in (12, 3, 0):
         c = PixelCounts(order)
-        c.add(h[:7000])
-        c.add(h[7000:])
+        c.add(dense[:7000])
+        c.add(dense[7000:])
         pix, cnt = c.result()
-        u, n = np.unique(h >> (2 * (29 - order)), return_counts=True)
+        u, n = np.unique(dense >> (2 * (29 - order)), return_counts=True)
         assert np.array_equal(pix, u) and np.array_equal(cnt, n)
