@@ -3,9 +3,10 @@
 Two phases, as every spatial query here. Coarse: the user positions' HEALPix cells at an
 order whose cells are >= 2x the radius (:func:`minidr.query.rewrite.neighbour_order`),
 plus their 8 neighbours, select the partition files to read; only their ``_healpix_29``
-and position columns are read. Exact: a numba kernel (:func:`minidr.sky.kernels.nearest_in_cells`)
-walks, for each user row, the catalogue rows of those 9 cells (binary search on the
-cell-sorted rows) and keeps the nearest within the radius (ties: the lower ``_healpix_29``).
+and position columns are read. Exact: a numba kernel (:func:`minidr.query.kernels.nearest_in_cells`)
+walks, for each user row (taken in cell order), the catalogue rows of those 9 cells (a
+galloping search from where the previous search ended, on the cell-sorted rows) and keeps
+the nearest within the radius (ties: the lower ``_healpix_29``).
 Finally only the row groups holding matches are read in full.
 """
 
@@ -17,9 +18,9 @@ import pyarrow.parquet as pq
 from cdshealpix import nested
 
 from ..errors import QueryError
-from ..sky import kernels as K
-from ..sky.healpix import ORDER_MAX, healpix29
+from ..sky.healpix import ORDER_MAX, healpix_index
 from ..sky.regions import cells_to_ranges29
+from . import kernels as QK
 from .rewrite import neighbour_order
 
 SEPARATION_META = {b"unit": b"arcsec", b"description": b"angular separation between the user position and its match"}
@@ -111,37 +112,34 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
     seps = np.full(n, np.nan)
     matched = None
     if idx_good.size:
-        ura = ra if idx_good.size == n else np.ascontiguousarray(ra[idx_good])
-        udec = dec if idx_good.size == n else np.ascontiguousarray(dec[idx_good])
-        ucell = healpix29(ura, udec) >> shift
+        ura = ra if idx_good.size == n else ra[idx_good]
+        udec = dec if idx_good.size == n else dec[idx_good]
+        # the user rows in cell order: the kernel's searches then walk the catalogue
+        # forwards, and it reads the user arrays in order
+        ucell = healpix_index(ura, udec, k)
+        uo = np.argsort(ucell)  # any order within a cell will do: quicksort, not mergesort
+        ucell, ura, udec = ucell[uo], ura[uo], udec[uo]
         nb = np.asarray(nested.neighbours(ucell.astype(np.uint64), k), dtype=np.int64)  # (m, 9), -1 = none
         ko = min(k, int(cat.orders.max())) if cat.orders is not None and cat.orders.size else k
-        cells = _unique(nb[nb >= 0] >> (2 * (k - ko)))
+        cells = _cells_at(nb, k, ko)
         lo, hi = cells_to_ranges29(cells, np.full(cells.size, ko))
         files = cat.files_for(lo, hi)
         if files:
             order = np.argsort([_range_lo(cat, f) for f in files], kind="stable")
             files = [files[i] for i in order]
-            pos = [pq.read_table(f, columns=["_healpix_29", cat.ra, cat.dec]) for f in files]
-            counts = np.array([t.num_rows for t in pos], dtype=np.int64)
-            h = np.concatenate([t["_healpix_29"].to_numpy() for t in pos]).astype(np.int64, copy=False)
-            cra = np.concatenate([t[cat.ra].to_numpy() for t in pos]).astype(np.float64, copy=False)
-            cdec = np.concatenate([t[cat.dec].to_numpy() for t in pos]).astype(np.float64, copy=False)
-            del pos
-            ccell = h >> shift
+            ccell, cra, cdec, counts = _read_positions(files, cat.ra, cat.dec, shift)
             perm = None
             if ccell.size > 1 and np.any(ccell[1:] < ccell[:-1]):
-                perm = np.argsort(h, kind="stable")
+                perm = np.argsort(ccell, kind="stable")
                 ccell, cra, cdec = ccell[perm], cra[perm], cdec[perm]
-            # visit the user rows in cell order: the binary searches then walk the
-            # catalogue in order (cache friendly) instead of jumping at random
-            uo = np.argsort(ucell, kind="stable")
-            best, sep = K.nearest_in_cells(ccell, cra, cdec, nb, ura, udec, r_deg, uo)
+            best, sep = QK.nearest_in_cells(ccell, cra, cdec, nb, ura, udec, r_deg)
+            del nb
             hit = best >= 0
             gidx = best[hit] if perm is None else perm[best[hit]]
-            matched, where = _fetch_rows(files, counts, gidx, cat_cols)
-            take[idx_good[hit]] = where
-            seps[idx_good[hit]] = sep[hit] * 3600.0
+            matched, where = _fetch_rows(files, counts, gidx, cat_cols, int(ccell.size))
+            rows = idx_good[uo[hit]]  # user rows of the matches
+            take[rows] = where
+            seps[rows] = sep[hit] * 3600.0
     if matched is None:
         fields = [pa.field(c, cat.schema.field(c).type) for c in cat_cols]
         matched = pa.Table.from_pylist([], schema=pa.schema(fields))
@@ -165,26 +163,64 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
     return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=meta))
 
 
+def _cells_at(nb: np.ndarray, k: int, ko: int) -> np.ndarray:
+    """Sorted unique cells at order ``ko`` of the valid (>= 0) cells at order ``k`` in ``nb``."""
+    npix = 12 * 4**ko
+    if npix <= 1 << 24:  # a mask over the sky: no sort of the 9 x m cells
+        mark = np.zeros(npix, dtype=bool)
+        QK.mark_cells(nb, 2 * (k - ko), mark)
+        return np.flatnonzero(mark)
+    return _unique(nb[nb >= 0] >> (2 * (k - ko)))
+
+
+def _read_positions(files, ra: str, dec: str, shift: int):
+    """(cell at order ``29 - shift / 2``, ra, dec [deg]) of every row of ``files`` in file
+    order, and the rows per file: only the three columns, copied once into place."""
+    tables = [pq.read_table(f, columns=["_healpix_29", ra, dec]) for f in files]
+    counts = np.array([t.num_rows for t in tables], dtype=np.int64)
+    total = int(counts.sum())
+    cell = np.empty(total, dtype=np.int64)
+    cra = np.empty(total, dtype=np.float64)
+    cdec = np.empty(total, dtype=np.float64)
+    at = 0
+    for i in range(len(tables)):
+        t = tables[i]
+        tables[i] = None  # free each file's columns once copied
+        for out, name in ((cell, "_healpix_29"), (cra, ra), (cdec, dec)):
+            j = at
+            for chunk in t[name].chunks:
+                v = chunk.to_numpy(zero_copy_only=False)
+                if name == "_healpix_29":
+                    np.right_shift(v.astype(np.int64, copy=False), shift, out=out[j:j + v.size])
+                else:
+                    out[j:j + v.size] = v
+                j += v.size
+        at += t.num_rows
+    return cell, cra, cdec, counts
+
+
 def _range_lo(cat, f: str) -> int:
     i = cat.files.index(f)
     return int(cat.pixels[i]) << (2 * (ORDER_MAX - int(cat.orders[i])))
 
 
-def _fetch_rows(files, counts, gidx, columns) -> tuple[pa.Table, np.ndarray]:
-    """Rows ``gidx`` (indices into the concatenation of ``files``) with ``columns``, reading
-    only the row groups that hold them. Returns the rows (sorted by index) and, for each
-    entry of ``gidx``, its row in that table."""
-    order = np.argsort(gidx, kind="stable")
-    srt = gidx[order]
-    first = np.ones(srt.size, dtype=bool)
-    first[1:] = srt[1:] != srt[:-1]
-    uniq = srt[first]
-    inv = np.empty(gidx.size, dtype=np.int64)
-    inv[order] = np.cumsum(first) - 1
+def _fetch_rows(files, counts, gidx, columns, n_rows: int) -> tuple[pa.Table, np.ndarray]:
+    """Rows ``gidx`` (indices into the concatenation of ``files``, ``n_rows`` rows in all)
+    with ``columns``, reading only the row groups that hold them. Returns the rows (sorted
+    by index) and, for each entry of ``gidx``, its row in that table."""
+    # unique sorted indices and the inverse map through a mask over all rows: O(n_rows),
+    # no sort of the matches
+    mark = np.zeros(n_rows, dtype=bool)
+    mark[gidx] = True
+    uniq = np.flatnonzero(mark)
+    rank = np.cumsum(mark, dtype=np.int32 if n_rows < 2**31 else np.int64)
+    inv = rank[gidx].astype(np.int64) - 1
+    del mark, rank
     starts = np.concatenate([[0], np.cumsum(counts)])
+    cut = np.searchsorted(uniq, starts)  # uniq[cut[f]:cut[f + 1]] lie in file f
     parts = []
-    for fi in _unique(np.searchsorted(starts, uniq, side="right") - 1):
-        rows = uniq[(uniq >= starts[fi]) & (uniq < starts[fi + 1])] - starts[fi]
+    for fi in np.flatnonzero(np.diff(cut) > 0):
+        rows = uniq[cut[fi]:cut[fi + 1]] - starts[fi]
         pf = pq.ParquetFile(files[fi])
         rg_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)])
         rg_start = np.concatenate([[0], np.cumsum(rg_rows)])

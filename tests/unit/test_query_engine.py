@@ -221,6 +221,37 @@ def test_pruning_reads_only_overlapping_files_and_row_groups(dr, objects):
     assert st_["files"] < full["files"] + len(dr.catalogs["Source"].files)
 
 
+def _in_ranges(h, lo, hi):
+    j = np.searchsorted(hi, h, side="right")
+    ok = j < lo.size
+    ok[ok] = lo[j[ok]] <= h[ok]
+    return ok
+
+
+def test_row_group_ranges_are_a_superset_on_the_same_row_groups(dr, objects):
+    """The engine widens a region's ranges to whole row groups: every row in the region's
+    ranges stays in, and no row group is added (same files, same row groups read)."""
+    from minidr.sky.regions import Cone
+
+    cat = dr.catalogs["Object"]
+    h = dr.sql("SELECT _healpix_29 FROM Object", max_rows=10**7)["_healpix_29"].to_numpy()
+    rng = np.random.default_rng(2)
+    for i in rng.choice(len(objects["objectId"]), 12, replace=False):
+        for r in (1 / 60, 0.5, 5.0):
+            lo, hi = Cone(float(objects["coord_ra"][i]), float(objects["coord_dec"][i]), r).ranges29()
+            nlo, nhi = cat.row_group_ranges(lo, hi)
+            assert np.all(nlo[1:] > nhi[:-1]) and np.all(nlo < nhi)
+            fine, wide = _in_ranges(h, lo, hi), _in_ranges(h, nlo, nhi)
+            assert not np.any(fine & ~wide)
+            # files: a subset (a partition whose rows all miss the region drops out)
+            assert set(cat.files_for(nlo, nhi)) <= set(cat.files_for(lo, hi))
+            for f in range(len(cat.files)):
+                glo, ghi = cat.row_group_bounds(f)
+                hit_fine = [bool(np.any((lo < b) & (hi > a))) for a, b in zip(glo, ghi)]
+                hit_wide = [bool(np.any((nlo < b) & (nhi > a))) for a, b in zip(glo, ghi)]
+                assert hit_fine == hit_wide
+
+
 # -- neighbour joins ---------------------------------------------------------------------------
 
 
