@@ -649,10 +649,11 @@ class _Spill:
         if self.path is None:
             yield from self.batches
             return
-        # memory-mapped: the batches are views of the file's pages, never copied to the heap
-        reader = ipc.open_file(pa.memory_map(str(self.path)))
-        for i in range(reader.num_record_batches):
-            yield reader.get_batch(i)
+        # read, not mapped: a mapping of the whole spill would keep every page read resident
+        with pa.OSFile(str(self.path)) as src:
+            reader = ipc.open_file(src)
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i)
 
     def table(self) -> pa.Table:
         if self.path is None:
@@ -826,6 +827,7 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
         for w in writers:
             w.close()
         spill.remove()
+        pa.default_memory_pool().release_unused()
 
     options = None
     metas: dict[int, pq.FileMetaData] = {}
@@ -869,9 +871,10 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
                 metas[i] = futures[i].result()
                 written += partitions[i].n_rows
                 progress("write", written / max(total, 1))
-        del table
+        del table, order
         if group_files:
             group_files[g].unlink()
+        pa.default_memory_pool().release_unused()
     shutil.rmtree(tmp, ignore_errors=True)
     spill.remove()
 
@@ -1164,6 +1167,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
         done_bytes += size
         progress("read", done_bytes / total_bytes)
     spill.close()
+    pa.default_memory_pool().release_unused()  # the spilled batches' memory back to the system
     if ids is not None:
         ids.check()
         del ids
