@@ -100,10 +100,14 @@ class MeasurementConfig:
     extendedness_size: float = _f(0.25, "extended sources must also exceed the PSF stars' ixx + iyy by this fraction")
     neighbour_iterations: int = _f(2, "PSF fluxes and apertures re-measured this many times with the neighbours' PSF models subtracted")
     empirical_apcorr: bool = _f(False, "scale PSF fluxes to 4-FWHM aperture fluxes of the PSF stars (off: trust the model's normalisation)")
+    plugins: tuple = _f((), "extra Source measurements: 'module:function' or 'file.py:function' (relative to the repository), see docs/plugins.md")
 
     def validate(self):
         if self.aperture_radius <= 0:
             raise ConfigError("measurement.aperture_radius must be > 0")
+        for spec in self.plugins:
+            if not isinstance(spec, str) or ":" not in spec:
+                raise ConfigError(f"measurement.plugins: {spec!r} is not 'module:function' or 'file.py:function'")
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,18 @@ def _toml_value(v) -> str:
         return repr(v)
     if isinstance(v, str):
         return json.dumps(v)
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _typed(default, value, where: str):
+    """``value`` converted to the type of the setting's default (a list for tuple settings)."""
+    if isinstance(default, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, e.g. [\"plugins/my.py:function\"]")
+        return tuple(value)
+    return type(default)(value)
 
 
 def from_dict(data: dict) -> Config:
@@ -270,7 +285,7 @@ def from_dict(data: dict) -> Config:
             if key not in known:
                 raise ConfigError(f"unknown setting {name}.{key}; known: {', '.join(known)}")
         try:
-            kwargs[name] = cls(**{k: type(known[k].default)(v) for k, v in values.items()})
+            kwargs[name] = cls(**{k: _typed(known[k].default, v, f"{name}.{k}") for k, v in values.items()})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"bad value in [{name}]: {exc}") from None
     return Config(**kwargs).validate()

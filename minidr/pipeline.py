@@ -194,6 +194,7 @@ class FrameTask:
     repo: str
     info: RawInfo
     config: dict
+    fingerprint: str = ""   #: processing_fingerprint of config + plug-ins (stored with the outputs)
 
 
 @lru_cache(maxsize=4)
@@ -201,8 +202,26 @@ def _load_refcat(path: str, mtime: float) -> pa.Table:
     return pq.read_table(path)
 
 
-def _frame_outputs_done(repo: Path, visit: int, detector: int) -> bool:
-    return layout.ccdvisit_path(repo, visit, detector).exists()
+def _frame_fingerprint(path: Path) -> str | None:
+    """The processing fingerprint a frame's log.json or failed.json was written with."""
+    try:
+        return json.loads(path.read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def _frame_outputs_done(repo: Path, visit: int, detector: int, fingerprint: str) -> bool:
+    """Processed, and with the current config and plug-ins (otherwise the frame is redone)."""
+    return (layout.ccdvisit_path(repo, visit, detector).exists()
+            and _frame_fingerprint(layout.frame_log_path(repo, visit, detector)) == fingerprint)
+
+
+def source_plugins(repo: str | Path, cfg: Config) -> list:
+    """The repository's measurement plug-ins (``[measurement] plugins``), loaded and checked."""
+    from .plugins import load_all
+    from .release.schema import SOURCE_SCHEMA
+
+    return load_all(cfg.measurement.plugins, base=repo, reserved=SOURCE_SCHEMA.names)
 
 
 def process_frame(task: FrameTask) -> dict:
@@ -221,8 +240,10 @@ def process_frame(task: FrameTask) -> dict:
     fdir = layout.frame_dir(repo, info.visit, info.detector)
     fdir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(fdir)  # left by a killed run
+    layout.ccdvisit_path(repo, info.visit, info.detector).unlink(missing_ok=True)  # outputs of another config
     t0 = time.perf_counter()
     try:
+        plugins = source_plugins(repo, cfg)
         bias_p = layout.calib_path(repo, "bias", info.detector)
         flat_p = layout.calib_path(repo, "flat", info.detector, info.band)
         dark_p = layout.calib_path(repo, "dark", info.detector)
@@ -235,13 +256,13 @@ def process_frame(task: FrameTask) -> dict:
         raw = read_raw(info.path)
         result = process_run(
             raw, read_master(bias_p), read_master(dark_p) if dark_p.exists() else None, read_master(flat_p),
-            _load_refcat(str(refcat_p), refcat_p.stat().st_mtime), cfg,
+            _load_refcat(str(refcat_p), refcat_p.stat().st_mtime), cfg, plugins,
         )
     except Exception as exc:  # noqa: BLE001 - one frame's failure must not stop the run
         message = f"visit {info.visit} detector {info.detector}: {exc}"
         meta = getattr(exc, "metadata", {})
         with atomic_path(layout.failed_path(repo, info.visit, info.detector)) as tmp:
-            tmp.write_text(json.dumps({"message": message, "error": type(exc).__name__,
+            tmp.write_text(json.dumps({"message": message, "error": type(exc).__name__, "fingerprint": task.fingerprint,
                                        "metadata": {k: _jsonable(v) for k, v in meta.items()}}, indent=1))
         return {"visit": info.visit, "detector": info.detector, "status": "failed", "message": message, "n_sources": 0}
     layout.failed_path(repo, info.visit, info.detector).unlink(missing_ok=True)
@@ -250,7 +271,8 @@ def process_frame(task: FrameTask) -> dict:
         pq.write_table(result.sources, tmp, compression="zstd")
     timings = {k: round(v, 4) for k, v in result.timings.items()}
     with atomic_path(layout.frame_log_path(repo, info.visit, info.detector)) as tmp:
-        tmp.write_text(json.dumps({"timings": timings, "ccdvisit": result.ccdvisit}, indent=1, default=str))
+        tmp.write_text(json.dumps({"timings": timings, "fingerprint": task.fingerprint, "ccdvisit": result.ccdvisit},
+                                  indent=1, default=str))
     with atomic_path(layout.ccdvisit_path(repo, info.visit, info.detector)) as tmp:  # the "done" marker, last
         tmp.write_text(json.dumps(result.ccdvisit, indent=1, sort_keys=True))
     return {"visit": info.visit, "detector": info.detector, "status": "done", "message": "",
@@ -271,21 +293,26 @@ def process(repo, jobs: int = 1, executor: str = "local", progress=_no_progress,
     """Process every ingested science frame not processed yet (resumable)."""
     t0 = time.perf_counter()
     report = StageReport("process")
+    from .plugins import processing_fingerprint
+
+    cfg = repo.config
+    fingerprint = processing_fingerprint(cfg, source_plugins(repo.path, cfg))  # a bad plug-in stops here
     science = repo.registry.raws(imagetyp="science")
     todo = []
     for info in science:
-        if _frame_outputs_done(repo.path, info.visit, info.detector):
+        failed = layout.failed_path(repo.path, info.visit, info.detector)
+        if _frame_outputs_done(repo.path, info.visit, info.detector, fingerprint):
             report.skipped += 1
-        elif layout.failed_path(repo.path, info.visit, info.detector).exists():
-            msg = json.loads(layout.failed_path(repo.path, info.visit, info.detector).read_text())["message"]
+        elif failed.exists() and _frame_fingerprint(failed) == fingerprint:
+            msg = json.loads(failed.read_text())["message"]
             report.failed.append((f"visit {info.visit} detector {info.detector}", msg + " (earlier run)"))
         else:
             todo.append(info)
-    cfg_dict = repo.config.to_dict()
+    cfg_dict = cfg.to_dict()
     rows = []
     timings: dict[str, float] = {}
     with progress(len(todo), "process", quiet) as advance, make_executor(jobs, executor) as (submit, completed):
-        futures = [submit(process_frame, FrameTask(str(repo.path), info, cfg_dict)) for info in todo]
+        futures = [submit(process_frame, FrameTask(str(repo.path), info, cfg_dict, fingerprint)) for info in todo]
         for fut in completed(futures):
             res = fut.result()
             rows.append({k: res[k] for k in ("visit", "detector", "status", "message", "n_sources")})
@@ -326,6 +353,19 @@ def _inputs_fingerprint(frames: list[dict], cfg: Config) -> str:
     return h.hexdigest()
 
 
+def _check_current(repo, frames: list[dict]) -> None:
+    """Refuse to associate frames processed under another config or other plug-ins."""
+    from .plugins import processing_fingerprint
+
+    fingerprint = processing_fingerprint(repo.config, source_plugins(repo.path, repo.config))
+    stale = [f for f in frames
+             if _frame_fingerprint(layout.frame_log_path(repo.path, f["visit"], f["detector"])) != fingerprint]
+    if stale:
+        raise RepoError(f"{repo.path}: {len(stale)} of {len(frames)} frames were processed with another configuration "
+                        f"or plug-ins (first: visit {stale[0]['visit']} detector {stale[0]['detector']}); "
+                        "run 'minidr process' again")
+
+
 def forced_frame(repo: str, ccdvisit: dict, object_ids, object_ra, object_dec) -> pa.Table:
     """Forced PSF photometry of the given Objects on one calibrated frame (runs in workers)."""
     from .associate.forced import measure_frame
@@ -364,6 +404,7 @@ def associate(repo, jobs: int = 1, executor: str = "local", progress=_no_progres
     frames = done_frames(repo.path)
     if not frames:
         raise RepoError(f"{repo.path}: no processed frames to associate (run 'minidr process')")
+    _check_current(repo, frames)
     fingerprint = _inputs_fingerprint(frames, cfg)
     remove_stale_temporaries(layout.associated_dir(repo.path))
     marker = layout.associated_dir(repo.path) / "inputs.json"
@@ -468,6 +509,8 @@ def publish(repo, name: str, progress=_no_progress, quiet: bool = False) -> Stag
         "software": {"name": "minidr", "version": __version__},
         "config": cfg.to_dict(),
         "config_hash": cfg.hash(),
+        "plugins": [{"spec": p.spec, "sha256": p.source_sha256, "columns": [c.name for c in p.columns]}
+                    for p in source_plugins(repo.path, cfg)],
         "bands": bands,
         "inputs": sorted(inputs, key=lambda d: d["path"]),
     }

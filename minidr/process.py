@@ -18,6 +18,7 @@ from .config import Config
 from .errors import AlgorithmError
 from .image.characterize import characterize
 from .isr import run as isr_run
+from .plugins import measure as measure_plugins
 from .products import SourceFlag, ccd_visit_id, source_id
 from .units import ARCSEC_PER_DEG, inst_to_njy_scale
 
@@ -36,10 +37,11 @@ class FrameResult:
     timings: dict = field(default_factory=dict)  #: seconds per step
 
 
-def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config) -> FrameResult:
+def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config, plugins=()) -> FrameResult:
     """Process one raw science frame into calibrated Sources and a CcdVisit row.
 
-    Raises :class:`~minidr.errors.AlgorithmError` (with numbers) when the frame cannot be
+    ``plugins``: loaded :class:`minidr.plugins.Plugin` measurements whose columns are
+    appended to the Source rows (see :mod:`minidr.plugins`). Raises :class:`~minidr.errors.AlgorithmError` (with numbers) when the frame cannot be
     calibrated: the pipeline records it and carries on with the other frames.
     """
     info = raw.info
@@ -99,6 +101,14 @@ def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config) -> FrameResult:
         "extendedness": src["extendedness"], "snr": src["snr"],
         "flags": src["flags"].astype(np.int32),
     })
+    if plugins:
+        t0 = time.perf_counter()
+        extra = measure_plugins(list(plugins), char.image_bgsub, exp.variance, exp.mask, src["x"], src["y"],
+                                char.psf.fwhm_at(src["x"], src["y"]), scale)
+        for p in plugins:
+            for f in p.fields():
+                sources = sources.append_column(f, extra[f.name])
+        t["plugins"] = time.perf_counter() - t0
 
     ny, nx = info.shape
     cra, cdec = astrometry.pixel_to_sky(ast.wcs, np.array([(nx - 1) / 2.0]), np.array([(ny - 1) / 2.0]))

@@ -50,7 +50,8 @@ def calibs(repo, quiet):
 def process(repo, jobs, executor, quiet):
     """Process every ingested science frame (ISR, PSF, detection, measurement, calibration).
 
-    Resumable: frames already processed are skipped. A frame that fails is reported and
+    Resumable: frames already processed with the same settings and plug-ins are skipped
+    (a changed config or plug-in reprocesses them). A frame that fails is reported and
     left out; the others go on.
     """
     from .. import pipeline

@@ -201,7 +201,9 @@ def schema_for(name: str, bands: list[str] | None = None) -> pa.Schema:
 def conform(table: pa.Table, schema: pa.Schema, name: str | None = None) -> pa.Table:
     """``table`` reduced to ``schema``: columns selected, ordered and cast, metadata attached.
 
-    Extra columns are dropped. ``_healpix_29`` may be absent (the writer computes it), as
+    Extra columns are dropped, except those a measurement plug-in added (field metadata
+    ``plugin``, see :mod:`minidr.plugins`), which follow the schema's columns with their own
+    units and descriptions. ``_healpix_29`` may be absent (the writer computes it), as
     may optional columns (filled with nulls). Any other missing column, or one that cannot
     be cast, raises :class:`InputError` naming it (and ``name``, the table, when given).
     """
@@ -231,4 +233,9 @@ def conform(table: pa.Table, schema: pa.Schema, name: str | None = None) -> pa.T
                                      keyword=f.name) from None
             columns.append(col)
         fields.append(f)
+    known = set(schema.names)
+    for f in table.schema:
+        if f.name not in known and b"plugin" in (f.metadata or {}):
+            fields.append(f)
+            columns.append(table[f.name])
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
