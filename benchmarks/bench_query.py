@@ -1,9 +1,10 @@
 """Speed of minidr's spatial SQL against plain DuckDB and astropy on the same Parquet files.
 
     python benchmarks/bench_query.py [--n 5000000] [--dir bench-output/query] [--cones 40] [--xmatch 1000000]
+    python benchmarks/bench_query.py --release PATH/releases/SYN   # a release built beforehand
 
-Builds (once) a synthetic release of N Objects with benchmarks/synthetic_release.py, then
-measures, in one run:
+Builds (once) a synthetic release of N Objects with benchmarks/synthetic_release.py (or
+takes ``--release``), then measures, in one run:
 
 * cone search of 1 and 30 arcmin (median over random positions on the data, planning
   included) with ``Release.sql`` against (a) plain DuckDB with a haversine predicate over
@@ -11,7 +12,10 @@ measures, in one run:
   overlapping partition files with ``_healpix_29`` range predicates;
 * a full-table filtered aggregate, ``Release.sql`` against plain DuckDB;
 * ``Release.xmatch`` of M user positions (returning objectId; and, separately timed, all
-  columns) against astropy ``match_to_catalog_sky`` on positions already in memory.
+  columns) against astropy ``match_to_catalog_sky`` on positions already in memory;
+* the fixed cost of one query: ``Release.plan`` of a new 1 arcmin cone (parse, checks,
+  coverage, row-group ranges, SQL text) and ``Release.sql("SELECT 1")`` (DuckDB's own floor);
+* the peak resident memory of the whole run.
 
 Targets (docs/sql.md): cone no slower than hand-tuned and >= 100x naive at 1 arcmin;
 aggregate >= 0.8x plain DuckDB; xmatch >= 3x astropy. Never run by the tests.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -100,6 +105,18 @@ def bench_cones(dr, con, radius_arcmin, centres, n_naive):
     }
 
 
+def bench_fixed_cost(dr, centres):
+    """Median cost [s] of planning a new 1 arcmin cone, and of the smallest query run."""
+    plan, floor = [], []
+    for k, (ra, dec) in enumerate(centres):
+        q = f"SELECT objectId FROM Object WHERE cone(coord_ra, coord_dec, {ra!r}, {dec!r}, {1 / 60!r}) AND {k} >= 0"
+        t, _ = timed(lambda q=q: dr.plan(q, limit=1_000_001))
+        plan.append(t)
+        t, _ = timed(lambda: dr.sql("SELECT 1 AS one"))
+        floor.append(t)
+    return {"plan_s": statistics.median(plan), "select_1_s": statistics.median(floor)}
+
+
 def bench_aggregate(dr, con):
     where = "g_psfMag < 22 AND refExtendedness = 0"
     ours_q = f"SELECT count(*) AS n, avg(g_psfMag - r_psfMag) AS gr, sum(nDetections) AS nd FROM Object WHERE {where}"
@@ -154,12 +171,16 @@ def main(argv=None) -> int:
     ap.add_argument("--naive", type=int, default=5, help="positions timed with the naive full scan")
     ap.add_argument("--xmatch", type=int, default=1_000_000)
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--release", default=None, help="an existing release (or repository) instead of --n/--dir")
     a = ap.parse_args(argv)
-    root = Path(a.dir) / f"n{a.n}"
-    if not (root / "releases" / "SYN" / "manifest.json").exists():
-        t0 = time.perf_counter()
-        build_release(root, a.n, sources_per_object=0)
-        print(f"built release of {a.n} Objects in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if a.release:
+        root = Path(a.release)
+    else:
+        root = Path(a.dir) / f"n{a.n}"
+        if not (root / "releases" / "SYN" / "manifest.json").exists():
+            t0 = time.perf_counter()
+            build_release(root, a.n, sources_per_object=0)
+            print(f"built release of {a.n} Objects in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     dr = open_release(root)
     con = plain_connection(dr)
     rng = np.random.default_rng(11)
@@ -174,13 +195,15 @@ def main(argv=None) -> int:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}".strip(),
         "load_average_at_start": [round(x, 1) for x in __import__("os").getloadavg()],
-        "objects": a.n,
+        "objects": dr.tables()["Object"],
         "partitions": len(dr.catalogs["Object"].files),
         "cone": [bench_cones(dr, con, 1.0, centres, a.naive), bench_cones(dr, con, 30.0, centres, a.naive)],
+        "fixed_cost_per_query": bench_fixed_cost(dr, centres),
         "aggregate": bench_aggregate(dr, con),
     }
     if a.xmatch:
         results["xmatch"] = bench_xmatch(dr, a.xmatch)
+    results["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     results["load_average_at_end"] = [round(x, 1) for x in __import__("os").getloadavg()]
     text = json.dumps(results, indent=1)
     print(text)

@@ -123,12 +123,20 @@ class Catalog:
 
 class _Watchdog:
     """One daemon thread per Release that interrupts the running query at its deadline
-    (cheaper than a timer thread per query)."""
+    (cheaper than a timer thread per query).
+
+    Arming and disarming only write the deadline: the thread is woken only when it sleeps
+    past the new deadline (the first query, or a shorter limit than the last one). Waking a
+    thread per query costs little CPU but, on a loaded machine, the woken thread can hold
+    the GIL while the OS has it descheduled, and the query then waits for it (~10-20 ms).
+    """
 
     def __init__(self, on_timeout):
         self._on_timeout = on_timeout
         self._cond = threading.Condition()
         self._deadline = None
+        self._wake_at = None  # when the sleeping thread wakes up (None: only when notified)
+        self._period = 60.0  # idle: wake up this often [s] (the last time limit armed)
         self._closed = False
         self.fired = False
         self._thread = None
@@ -136,16 +144,17 @@ class _Watchdog:
     def arm(self, seconds: float) -> None:
         with self._cond:
             self._deadline = time.monotonic() + seconds
+            self._period = float(seconds)
             self.fired = False
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="minidr-query-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            elif self._wake_at is None or self._wake_at > self._deadline:
+                self._cond.notify()
 
     def disarm(self) -> None:
         with self._cond:
-            self._deadline = None
-            self._cond.notify()
+            self._deadline = None  # the thread finds out when it next wakes up
 
     def close(self) -> None:
         with self._cond:
@@ -156,10 +165,14 @@ class _Watchdog:
         with self._cond:
             while not self._closed:
                 if self._deadline is None:
-                    self._cond.wait()
+                    # idle: sleep one period, so that the next query (same limit) ends its
+                    # deadline after this wake-up and needs no notify
+                    self._wake_at = time.monotonic() + self._period
+                    self._cond.wait(self._period)
                     continue
                 left = self._deadline - time.monotonic()
                 if left > 0:
+                    self._wake_at = self._deadline
                     self._cond.wait(left)
                     continue
                 self._deadline = None
