@@ -163,6 +163,48 @@ def minidr_pipeline(survey: Path, work: Path, jobs: int) -> dict:
     return t
 
 
+def process_only(survey: Path, work: Path, calibs: Path, jobs: int) -> float:
+    """Seconds of ``minidr process`` alone on the survey's science frames (calibrations copied)."""
+    from minidr import pipeline
+    from minidr.repository import Repo
+
+    repo = Repo.create(work)
+    repo.ingest([survey / "raw" / "science"], refcat=survey / "refcat.parquet")
+    shutil.copytree(calibs, repo.path / "calibs")
+    return pipeline.process(repo, jobs=jobs).seconds
+
+
+def frame_peak_memory(repo_path: Path) -> int:
+    """Peak bytes allocated (numpy arrays included; tracemalloc) while one frame is processed
+    again in this process: the frame's working memory, without the interpreter and libraries."""
+    import tracemalloc
+
+    from minidr import pipeline
+    from minidr.plugins import processing_fingerprint
+    from minidr.repository import Repo
+
+    repo = Repo(repo_path)
+    info = repo.registry.raws(imagetyp="science")[0]
+    task = pipeline.FrameTask(str(repo.path), info, repo.config.to_dict(),
+                              processing_fingerprint(repo.config, []))
+    pipeline.process_frame(task)  # numba kernels loaded before measuring
+    tracemalloc.start()
+    pipeline.process_frame(task)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def raw_frame_bytes(survey: Path) -> int:
+    """In-memory size of one raw science frame: every HDU's pixels at their BITPIX."""
+    from astropy.io import fits
+
+    path = sorted((survey / "raw" / "science").iterdir())[0]
+    with fits.open(path) as hdul:
+        return sum(abs(h.header.get("ZBITPIX", h.header["BITPIX"])) // 8 * h.header.get("ZNAXIS1", h.header.get("NAXIS1", 0))
+                   * h.header.get("ZNAXIS2", h.header.get("NAXIS2", 0)) for h in hdul if h.header.get("NAXIS", 0) or "ZNAXIS1" in h.header)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--visits", type=int, default=3)
@@ -185,7 +227,11 @@ def main(argv=None) -> int:
     simulate(warm / "survey", visits=1, detectors=1, bands=a.bands[:1], size=1024, seed=3)
     minidr_pipeline(warm / "survey", warm, 1)
     compile_s = time.perf_counter() - t0
+    import resource
+
     ours = minidr_pipeline(survey, work, a.jobs)
+    worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # largest worker, bytes
+    one_job = process_only(survey, work / "jobs1", work / "repo" / "calibs", 1) if a.jobs > 1 else None
     ref = reference_pipeline(survey)
     print(f"survey: {n_frames} frames of {a.size}x{a.size}, {len(a.bands)} bands; minidr --jobs {a.jobs}")
     print(f"numba warm-up (compile or load cache, tiny survey): {compile_s:.1f} s")
@@ -204,6 +250,15 @@ def main(argv=None) -> int:
     print(f"speed-up of the whole chain: {ref['total'] / ours['total']:.2f}x")
     print(f"minidr per-step CPU seconds summed over frames: {ours.get('process_by_step_cpu')}")
     print(f"reference: {ref['sources']} sources, {ref['objects']} objects (no forced photometry, no release)")
+    if one_job:
+        print(f"process --jobs 1: {one_job:.1f} s; --jobs {a.jobs}: {ours['process']:.1f} s; "
+              f"scaling {one_job / ours['process']:.2f}x (target >= 1.8x for 2 jobs)")
+    raw_b = raw_frame_bytes(survey)
+    frame_b = frame_peak_memory(work / "repo")
+    print(f"working memory of one frame (tracemalloc peak): {frame_b / 2**20:.0f} MiB = {frame_b / raw_b:.1f}x the raw "
+          f"frame ({raw_b / 2**20:.1f} MiB; target < 10x)")
+    if a.jobs > 1:
+        print(f"peak resident memory of one worker process (with Python, numba, astropy): {worker_rss / 2**20:.0f} MiB")
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
