@@ -366,16 +366,18 @@ def _check_current(repo, frames: list[dict]) -> None:
                         "run 'minidr process' again")
 
 
-def forced_frame(repo: str, ccdvisit: dict, object_ids, object_ra, object_dec) -> pa.Table:
-    """Forced PSF photometry of the given Objects on one calibrated frame (runs in workers)."""
+def forced_frame(repo: str, ccdvisit: dict, object_ids, object_ra, object_dec, lock=None) -> pa.Table:
+    """Forced PSF photometry of the given Objects on one calibrated frame (runs in workers
+    or threads; ``lock``, if given, is held while the measurement kernel runs)."""
+    from .associate.calexp import read_forced_inputs
     from .associate.forced import measure_frame
     from .image.psf import PsfModel
-    from .repo.store import read_calexp
     from .units import inst_to_njy_scale
 
-    exp = read_calexp(layout.calexp_path(Path(repo), ccdvisit["visit"], ccdvisit["detector"]))
-    psf = PsfModel.from_dict(exp.metadata["psf"])
-    res = measure_frame(exp.image, exp.variance, exp.mask, exp.wcs, psf, object_ids, object_ra, object_dec)
+    exp = read_forced_inputs(layout.calexp_path(Path(repo), ccdvisit["visit"], ccdvisit["detector"]))
+    psf = PsfModel.from_dict(exp.psf)
+    with lock or contextlib.nullcontext():
+        res = measure_frame(exp.image, exp.variance, exp.mask, exp.wcs, psf, object_ids, object_ra, object_dec)
     order = np.argsort(res["objectId"], kind="stable")
     n = len(order)
     scale = inst_to_njy_scale(ccdvisit["zeroPoint"])
@@ -392,6 +394,35 @@ def forced_frame(repo: str, ccdvisit: dict, object_ids, object_ra, object_dec) -
         "psfFluxErr": np.asarray(res["psfFluxErr"], dtype=np.float64)[order] * scale,
         "flags": np.asarray(res["flags"], dtype=np.int32)[order],
     })
+
+
+def _forced_in_threads(repo: str, frames: list[dict], object_ids, object_ra, object_dec, jobs: int):
+    """Yield ``(ccdVisitId, table)`` of :func:`forced_frame` for each frame, computed in this
+    process by ``jobs`` threads: reading (zlib releases the GIL) overlaps, the measurement
+    kernel (itself multi-threaded) runs one frame at a time; at most ``jobs`` frames are in
+    memory. No worker process to start, nothing to pickle."""
+    import collections
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+    todo = iter(frames)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pending = collections.deque()
+
+        def submit_next():
+            r = next(todo, None)
+            if r is not None:
+                pending.append((r["ccdVisitId"], pool.submit(forced_frame, repo, r, object_ids, object_ra,
+                                                             object_dec, lock)))
+
+        for _ in range(max(1, jobs)):
+            submit_next()
+        while pending:
+            cvid, fut = pending.popleft()
+            table = fut.result()
+            submit_next()
+            yield cvid, table
 
 
 def associate(repo, jobs: int = 1, executor: str = "local", progress=_no_progress, quiet: bool = False) -> StageReport:
@@ -422,11 +453,18 @@ def associate(repo, jobs: int = 1, executor: str = "local", progress=_no_progres
     obj_dec = objects.column("coord_dec").to_numpy()
 
     forced_parts: dict[int, pa.Table] = {}
-    with progress(len(frames), "forced photometry", quiet) as advance, make_executor(jobs, executor) as (submit, completed):
-        futs = {submit(forced_frame, str(repo.path), r, obj_ids, obj_ra, obj_dec): r["ccdVisitId"] for r in frames}
-        for fut in completed(list(futs)):
-            forced_parts[futs[fut]] = fut.result()
-            advance()
+    with progress(len(frames), "forced photometry", quiet) as advance:
+        if executor == "local":  # threads in this process (worker processes would only add start-up)
+            for cvid, table in _forced_in_threads(str(repo.path), frames, obj_ids, obj_ra, obj_dec, jobs):
+                forced_parts[cvid] = table
+                advance()
+        else:
+            with make_executor(jobs, executor) as (submit, completed):
+                futs = {submit(forced_frame, str(repo.path), r, obj_ids, obj_ra, obj_dec): r["ccdVisitId"]
+                        for r in frames}
+                for fut in completed(list(futs)):
+                    forced_parts[futs[fut]] = fut.result()
+                    advance()
     forced = pa.concat_tables([forced_parts[k] for k in sorted(forced_parts)])
 
     for name, table in (("Source", sources), ("Object", objects), ("ForcedSource", forced)):

@@ -56,7 +56,7 @@ def make_truth(rng, n, ra0, dec0, half, n_pairs=0, min_sep=4.0):
     mag = rng.uniform(17.0, 23.5, m)
     variable = rng.random(m) < 0.05
     amp = np.where(variable, rng.uniform(0.1, 0.5, m), 0.0)
-    return dict(ra=ra, dec=dec, mag=mag, variable=variable, amp=amp)
+    return {"ra": ra, "dec": dec, "mag": mag, "variable": variable, "amp": amp}
 
 
 def make_sources(rng, truth, n_visits=12, n_det=4, half=0.1, ra0=None, dec0=None, flag_frac=0.03):
@@ -133,7 +133,7 @@ def survey():
 # --- accuracy on the synthetic survey ---------------------------------------------------
 
 def test_every_source_has_an_object_and_ids_are_dense(survey):
-    truth, table, tr, res = survey
+    _truth, table, _tr, res = survey
     assert res.object_ids.shape == (table.num_rows,)
     assert res.object_ids.dtype == np.int64
     ids = res.objects.column("objectId").to_numpy()
@@ -157,7 +157,7 @@ def test_no_two_sources_of_one_frame_in_an_object(survey):
 
 
 def test_splits_and_purity(survey):
-    truth, table, tr, res = survey
+    _truth, _table, tr, res = survey
     oid = res.object_ids
     # split: a truth star whose sources went to more than one object
     per_truth = {}
@@ -177,7 +177,7 @@ def test_splits_and_purity(survey):
 
 
 def test_positions_close_to_truth(survey):
-    truth, table, tr, res = survey
+    truth, _table, tr, res = survey
     oid = res.object_ids
     first = np.unique(oid, return_index=True)[1]
     t = tr[first]
@@ -191,7 +191,7 @@ def test_positions_close_to_truth(survey):
 
 
 def test_band_statistics_match_direct_computation(survey):
-    truth, table, tr, res = survey
+    _truth, table, _tr, res = survey
     oid = res.object_ids
     o = int(np.argmax(res.objects["nDetections"].to_numpy())) + 1
     sel = oid == o
@@ -217,7 +217,7 @@ def test_band_statistics_match_direct_computation(survey):
 
 
 def test_chi2_finds_variable_stars(survey):
-    truth, table, tr, res = survey
+    truth, _table, tr, res = survey
     oid = res.object_ids
     first = np.unique(oid, return_index=True)[1]
     t_of_obj = tr[first]  # truth star of each object (objects are pure, tested above)
@@ -247,12 +247,12 @@ def test_chi2_finds_variable_stars(survey):
 def test_flagged_sources_are_left_out_of_band_statistics():
     # one object, 6 good r sources at 1000 nJy and one saturated at 5000 nJy
     n = 7
-    t = pa.table(dict(
-        sourceId=source_id(ccd_visit_id(np.arange(n) + 1, 0), 0), ccdVisitId=ccd_visit_id(np.arange(n) + 1, 0),
-        band=["r"] * n, midpointMjdTai=60000.0 + np.arange(n), ra=np.full(n, 359.99999), dec=np.full(n, 0.5),
-        raErr=np.full(n, 1e-5), decErr=np.full(n, 1e-5), psfFlux=[1000.0] * 6 + [5000.0],
-        psfFluxErr=np.full(n, 10.0), flags=np.array([0] * 6 + [int(SourceFlag.SATURATED)], np.int32),
-        extendedness=[0.0] * 6 + [1.0], snr=np.full(n, 100.0)))
+    t = pa.table({
+        "sourceId": source_id(ccd_visit_id(np.arange(n) + 1, 0), 0), "ccdVisitId": ccd_visit_id(np.arange(n) + 1, 0),
+        "band": ["r"] * n, "midpointMjdTai": 60000.0 + np.arange(n), "ra": np.full(n, 359.99999), "dec": np.full(n, 0.5),
+        "raErr": np.full(n, 1e-5), "decErr": np.full(n, 1e-5), "psfFlux": [1000.0] * 6 + [5000.0],
+        "psfFluxErr": np.full(n, 10.0), "flags": np.array([0] * 6 + [int(SourceFlag.SATURATED)], np.int32),
+        "extendedness": [0.0] * 6 + [1.0], "snr": np.full(n, 100.0)})
     res = associate(t, ["g", "r"], AssociationConfig())
     row = res.objects.to_pylist()
     assert len(row) == 1
@@ -386,7 +386,7 @@ def test_missing_column_and_duplicate_ids_are_named(survey):
 
 
 def test_empty_input_gives_empty_object_table():
-    _, table, _, _ = (None, None, None, None)
+    _, _table, _, _ = (None, None, None, None)
     from minidr.associate import object_schema
     empty = pa.table({c: pa.array([], type=t) for c, t in [
         ("sourceId", pa.int64()), ("ccdVisitId", pa.int64()), ("band", pa.string()),
@@ -435,11 +435,11 @@ def _line_table(offsets_arcsec, frames, dec=20.0):
     cv = ccd_visit_id(frames, 0)
     idx = np.array([np.sum(frames[:i] == frames[i]) for i in range(n)])
     off = np.asarray(offsets_arcsec, float) / 3600 / np.cos(np.radians(dec))
-    return pa.table(dict(
-        sourceId=source_id(cv, idx), ccdVisitId=cv, band=["r"] * n, midpointMjdTai=60000.0 + frames,
-        ra=100.0 + off, dec=np.full(n, dec), raErr=np.full(n, 0.02 / 3600), decErr=np.full(n, 0.02 / 3600),
-        psfFlux=np.full(n, 1000.0), psfFluxErr=np.full(n, 10.0), flags=np.zeros(n, np.int32),
-        extendedness=np.zeros(n), snr=np.full(n, 100.0)))
+    return pa.table({
+        "sourceId": source_id(cv, idx), "ccdVisitId": cv, "band": ["r"] * n, "midpointMjdTai": 60000.0 + frames,
+        "ra": 100.0 + off, "dec": np.full(n, dec), "raErr": np.full(n, 0.02 / 3600), "decErr": np.full(n, 0.02 / 3600),
+        "psfFlux": np.full(n, 1000.0), "psfFluxErr": np.full(n, 10.0), "flags": np.zeros(n, np.int32),
+        "extendedness": np.zeros(n), "snr": np.full(n, 100.0)})
 
 
 def test_chain_is_split_at_the_running_mean():
@@ -512,9 +512,9 @@ def test_associate_matches_naive_reference_and_is_order_free(ra0, dec0, n, n_fra
     cv = ccd_visit_id(frames, 0)
     sid = source_id(cv, np.arange(n))
     err = rng.uniform(0.01, 0.1, n) / 3600
-    t = pa.table(dict(sourceId=sid, ccdVisitId=cv, band=["r"] * n, midpointMjdTai=60000.0 + frames, ra=ra, dec=dec,
-                      raErr=err, decErr=err, psfFlux=np.full(n, 1.0), psfFluxErr=np.full(n, 1.0),
-                      flags=np.zeros(n, np.int32), extendedness=np.zeros(n), snr=np.full(n, 1.0)))
+    t = pa.table({"sourceId": sid, "ccdVisitId": cv, "band": ["r"] * n, "midpointMjdTai": 60000.0 + frames, "ra": ra, "dec": dec,
+                      "raErr": err, "decErr": err, "psfFlux": np.full(n, 1.0), "psfFluxErr": np.full(n, 1.0),
+                      "flags": np.zeros(n, np.int32), "extendedness": np.zeros(n), "snr": np.full(n, 1.0)})
     res = associate(t, ["r"], AssociationConfig())
     want = _naive_associate(ra, dec, cv, sid, 1.0 / err**2, 1.0)
     # same partition of the rows into objects

@@ -65,8 +65,8 @@ def make_frame(seed):
     ids = np.arange(100, 100 + x.size, dtype=np.int64)
     mask = np.zeros((NY, NX), np.uint16)
     out = measure_frame(image.astype(np.float32), variance.astype(np.float32), mask, wcs, psf, ids, ra, dec)
-    return dict(out=out, ids=ids, x=x, y=y, flux=flux, ra=ra, dec=dec, psf=psf, wcs=wcs,
-                image=image.astype(np.float32), variance=variance.astype(np.float32))
+    return {"out": out, "ids": ids, "x": x, "y": y, "flux": flux, "ra": ra, "dec": dec, "psf": psf, "wcs": wcs,
+                "image": image.astype(np.float32), "variance": variance.astype(np.float32)}
 
 
 def test_objects_on_the_frame_are_measured_and_others_skipped(frame):
@@ -113,3 +113,102 @@ def test_no_objects_and_bad_inputs(frame):
         measure_frame(f["image"], f["variance"][:10], None, f["wcs"], f["psf"], [1], [0.0], [0.0])
     with pytest.raises(InputError, match="length"):
         measure_frame(f["image"], f["variance"], None, f["wcs"], f["psf"], [1, 2], [0.0], [0.0])
+
+
+# --- reading calexps for forced photometry (minidr.associate.calexp) -----------------------
+
+
+def _calexp_exposure(ny=37, nx=53, seed=3):
+    from minidr.products import AmpInfo, Exposure, RawInfo, Section
+
+    rng = np.random.default_rng(seed)
+    amp = AmpInfo("A0", 1, Section(0, ny, 0, nx), Section(0, ny, 0, 4), Section(0, ny, 0, nx), 1.5, 5.0, 60000.0)
+    info = RawInfo(path="/raw/x.fits", imagetyp="science", exptime=30.0, mjd=60000.0, band="r", visit=7,
+                   detector=2, instrument="T", ra=0.0, dec=-20.0, shape=(ny, nx), amps=(amp,), wcs_header=None)
+    image = rng.normal(0, 30, (ny, nx)).astype(np.float32)
+    image[3, 4] = np.nan
+    image[5, 6] = -np.inf
+    image[7, 8] = 3.4e38
+    variance = np.abs(rng.normal(900, 40, (ny, nx))).astype(np.float32)
+    mask = rng.integers(0, 512, (ny, nx)).astype(np.uint16)
+    wcs = _wcs()
+    return Exposure(image, variance, mask, info, wcs=wcs, metadata={"zeroPoint": 31.0}), wcs
+
+
+def _same_as_store(path, exp_wcs):
+    from minidr.associate.calexp import read_forced_inputs
+    from minidr.repo.store import read_calexp
+
+    fast = read_forced_inputs(path)
+    ref = read_calexp(path)
+    assert fast.image.dtype == np.float32 and fast.variance.dtype == np.float32 and fast.mask.dtype == np.uint16
+    assert np.array_equal(fast.image, ref.image, equal_nan=True)
+    assert np.array_equal(fast.variance, ref.variance, equal_nan=True)
+    assert np.array_equal(fast.mask, ref.mask)
+    assert fast.psf == ref.metadata["psf"]
+    x, y = np.array([0.0, 20.5, 52.0]), np.array([0.0, 11.0, 36.0])
+    assert np.array_equal(np.array(fast.wcs.all_pix2world(x, y, 0)), np.array(ref.wcs.all_pix2world(x, y, 0)))
+    assert np.allclose(np.array(fast.wcs.all_pix2world(x, y, 0)), np.array(exp_wcs.all_pix2world(x, y, 0)),
+                       rtol=0, atol=1e-10)
+    return fast
+
+
+def test_calexp_planes_read_exactly_as_the_store_reads_them(tmp_path):
+    from minidr.repo.store import write_calexp
+
+    exp, wcs = _calexp_exposure()
+    psf = PsfModel.gaussian_like(3.0, exp.image.shape)
+    write_calexp(tmp_path / "calexp.fits", exp, {"psf": psf.to_dict()})
+    fast = _same_as_store(tmp_path / "calexp.fits", wcs)
+    assert np.isnan(fast.image[3, 4]) and fast.image[5, 6] == -np.inf and fast.image[7, 8] == np.float32(3.4e38)
+    assert PsfModel.from_dict(fast.psf).fit_radius == psf.fit_radius
+
+
+@pytest.mark.parametrize("layout", ["rows_of_5", "rice_quantized", "square_tiles"])
+def test_other_tile_layouts_are_read_too(tmp_path, layout):
+    """Multi-row tiles take the fast path; any other layout falls back to astropy."""
+    import json
+
+    from astropy.io import fits
+
+    exp, wcs = _calexp_exposure()
+    ny, nx = exp.image.shape
+    kw = {"rows_of_5": {"compression_type": "GZIP_2", "quantize_level": 0.0, "tile_shape": (5, nx)},
+          "rice_quantized": {"compression_type": "RICE_1", "quantize_level": 0.0, "tile_shape": (1, nx)},
+          "square_tiles": {"compression_type": "GZIP_2", "quantize_level": 0.0, "tile_shape": (16, 16)}}[layout]
+    psf = PsfModel.gaussian_like(3.0, (ny, nx))
+    hdr = fits.Header()
+    hdr["MDRTYPE"] = "calexp"
+    hdr["EXTRA"] = json.dumps({"psf": psf.to_dict()})
+    ihdr = wcs.to_header()
+    hdus = [fits.PrimaryHDU(header=hdr), fits.CompImageHDU(exp.image, header=ihdr, name="IMAGE", **kw),
+            fits.CompImageHDU(exp.mask, name="MASK", compression_type="RICE_1"),
+            fits.CompImageHDU(exp.variance, name="VARIANCE", **kw)]
+    path = tmp_path / f"{layout}.fits"
+    fits.HDUList(hdus).writeto(path)
+    from minidr.associate.calexp import read_forced_inputs
+
+    fast = read_forced_inputs(path)
+    with fits.open(path) as h:
+        assert np.array_equal(fast.image, h["IMAGE"].data, equal_nan=True)
+        assert np.array_equal(fast.variance, h["VARIANCE"].data, equal_nan=True)
+        assert np.array_equal(fast.mask, h["MASK"].data)
+
+
+def test_bad_calexps_name_the_file(tmp_path):
+    from minidr.associate.calexp import read_forced_inputs
+    from minidr.repo.store import write_calexp
+
+    with pytest.raises(InputError, match="nope.fits"):
+        read_forced_inputs(tmp_path / "nope.fits")
+    exp, _ = _calexp_exposure()
+    good = tmp_path / "good.fits"
+    write_calexp(good, exp, {"psf": PsfModel.gaussian_like(3.0, exp.image.shape).to_dict()})
+    trunc = tmp_path / "trunc.fits"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputError, match="trunc.fits"):
+        read_forced_inputs(trunc)
+    nopsf = tmp_path / "nopsf.fits"
+    write_calexp(nopsf, exp)
+    with pytest.raises(InputError, match="PSF"):
+        read_forced_inputs(nopsf)
