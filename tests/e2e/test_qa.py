@@ -14,7 +14,7 @@ def test_qa_writes_plots_and_summary(sample_release, tmp_path):
     repo, name = sample_release
     out = tmp_path / "qa"
     res = subprocess.run([sys.executable, "-m", "minidr", "qa", str(repo), name, "-o", str(out), "--quiet"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr
     assert "# QA of release DR1" in res.stdout
     for png in ("sky_density", "per_frame", "photometric_repeatability", "astrometric_residuals"):
@@ -31,8 +31,10 @@ def test_qa_writes_plots_and_summary(sample_release, tmp_path):
 
 
 @pytest.mark.xfail(strict=True, reason="known shortfall: PA1 / photon-noise-only is 1.27 (r) and 1.39 (g) on the "
-                   "sample (target <= 1.25); the per-frame zero points of the small sample detectors, from "
-                   "15-25 reference stars each, add ~4 mmag")
+                   "sample (target <= 1.25). Not the per-frame zero points: stars seen on the same two frames "
+                   "scatter 1.26x their photon noise about the pair's common offset, and a relative calibration "
+                   "does not help; bright-star PSF fluxes carry a ~0.7% per-measurement error (docs/qa.md, "
+                   "as test_accuracy's test_normalised_flux_residuals)")
 def test_pa1_within_photon_noise(sample_release, tmp_path):
     from minidr.qa.report import run_qa
 
