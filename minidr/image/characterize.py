@@ -89,14 +89,14 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
             n_before = len(src)
             det = _add_peaks(det, extra, bgsub, psf.fwhm)
             src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
-                                  cfg.measurement, sky=back, groups=det.footprint)
+                                  cfg.measurement, sky=back, groups=det.footprint, known=src)
             # a residual peak whose centroid walked onto a known source is that source again
             dup = _duplicates(src, n_before, max(1.0, 0.5 * psf.fwhm))
             if dup.any():
                 det = _subset(det, ~dup)
                 det.nchild[:] = np.bincount(det.footprint)[det.footprint]
                 src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
-                                      cfg.measurement, sky=back, groups=det.footprint)
+                                      cfg.measurement, sky=back, groups=det.footprint, known=src[~dup])
     src["npix"] = det.npix
     src["peak"] = det.peak
     src["parent"] = det.footprint

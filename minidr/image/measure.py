@@ -180,14 +180,17 @@ def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int
 
 
 def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: MeasurementConfig = MeasurementConfig(),
-                    sky=None, groups=None, star_ratio: float | None = None):
+                    sky=None, groups=None, star_ratio: float | None = None, known=None):
     """Measure sources near initial positions (x, y) [pixels]; returns a SOURCE_DTYPE array.
 
     Steps: windowed centroid (Gaussian window of the PSF's sigma); PSF flux at the
     centroid (jointly for members of the same ``groups`` id); exact-circle aperture flux
     of radius ``cfg.aperture_radius * FWHM``; adaptive moments; ``sky`` from the given map
     [e-/pixel]; extendedness from ``psfFlux / (apFlux / c)`` where ``c`` (``star_ratio``, or
-    the model's enclosed fraction when None) makes stars give ~1.
+    the model's enclosed fraction when None) makes stars give ~1. ``known``, a catalogue
+    measured earlier on the same image from the first ``len(known)`` of these positions,
+    gives their centroids and moments (which depend on nothing else) instead of
+    recomputing them; their photometry is redone (it depends on the neighbours).
     """
     image, variance, mask = _prep(image, variance, mask)
     x0 = np.atleast_1d(np.asarray(x, dtype=np.float64))
@@ -199,8 +202,20 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
         return out
     fwhm = np.asarray(psf.fwhm_at(x0, y0), dtype=np.float64).reshape(-1)
     sig = fwhm / 2.3548
-    cx, cy, ex, ey, cok = kernels.windowed_centroid_kernel(image, variance, mask, x0, y0, sig,
-                                                            EXCLUDE_BITS, 40, 1e-4)
+    nk = 0 if known is None else len(known)
+    cx, cy, ex, ey, cok = (np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n, bool))
+    ixx, iyy, ixy, mok = np.empty(n), np.empty(n), np.empty(n), np.empty(n, bool)
+    if nk:
+        for a, f in zip((cx, cy, ex, ey, ixx, iyy, ixy), ("x", "y", "xErr", "yErr", "ixx", "iyy", "ixy")):
+            a[:nk] = known[f]
+        cok[:nk] = (known["flags"] & int(SourceFlag.CENTROID)) == 0
+        mok[:nk] = (known["flags"] & int(SourceFlag.SHAPE)) == 0
+    if nk < n:
+        new = slice(nk, n)
+        cx[new], cy[new], ex[new], ey[new], cok[new] = kernels.windowed_centroid_kernel(
+            image, variance, mask, x0[new], y0[new], sig[new], EXCLUDE_BITS, 40, 1e-4)
+        ixx[new], iyy[new], ixy[new], mok[new] = kernels.adaptive_moments_kernel(
+            image, mask, cx[new], cy[new], sig[new], EXCLUDE_BITS, 60, 1e-5)
     flags = np.where(cok, 0, int(SourceFlag.CENTROID)).astype(np.int32)
     rap = cfg.aperture_radius * fwhm
     flux, ferr, pflags, sharp, af, ae, aflags = _photometry(image, variance, mask, psf, cx, cy, groups, rap,
@@ -208,7 +223,6 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
                                                              enclosed_fraction(psf, cfg.aperture_radius))
     flags |= pflags
     flags |= aflags
-    ixx, iyy, ixy, mok = kernels.adaptive_moments_kernel(image, mask, cx, cy, sig, EXCLUDE_BITS, 60, 1e-5)
     flags |= np.where(mok, 0, int(SourceFlag.SHAPE)).astype(np.int32)
     out["x"], out["y"], out["xErr"], out["yErr"] = cx, cy, ex, ey
     out["psfFlux"], out["psfFluxErr"] = flux, ferr
