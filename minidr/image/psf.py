@@ -183,10 +183,14 @@ def select_psf_stars(image, variance, mask, x, y, cfg: PsfConfig, fwhm_guess: fl
     with np.errstate(invalid="ignore", divide="ignore"):
         ok &= fl / fe > cfg.min_snr
     # stellar locus of sizes
-    sig0 = np.full(n, fwhm_guess / 2.3548)
-    ixx, iyy, _, mok = kernels.adaptive_moments_kernel(image, mask, x, y, sig0, _EXCL, 50, 1e-4)
-    ok &= mok
+    # (moments only of the candidates that passed so far: they are measured one by one)
     idx = np.flatnonzero(ok)
+    ixx = np.full(n, np.nan)
+    iyy = np.full(n, np.nan)
+    ixx[idx], iyy[idx], _, mok = kernels.adaptive_moments_kernel(image, mask, x[idx], y[idx],
+                                                                 np.full(idx.size, fwhm_guess / 2.3548),
+                                                                 _EXCL, 50, 1e-4)
+    idx = idx[mok]
     if idx.size >= 3:
         t = np.sort((ixx + iyy)[idx])
         hi = np.searchsorted(t, t * 1.15, side="right")
