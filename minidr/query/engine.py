@@ -50,6 +50,7 @@ class Catalog:
     rows: int | None = None
     _rg_bounds: dict = field(default_factory=dict, repr=False)  # file index -> (lo, hi) per row group
     _rg_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _footers: dict = field(default_factory=dict, repr=False)  # file index -> pq.FileMetaData
 
     def _pixel_range(self, i: int) -> tuple[int, int]:
         shift = 2 * (ORDER_MAX - int(self.orders[i]))
@@ -63,7 +64,7 @@ class Catalog:
         if got is not None:
             return got
         plo, phi = self._pixel_range(i)
-        md = pq.ParquetFile(self.files[i]).metadata
+        md = self.footer(i)
         col = md.schema.names.index("_healpix_29") if "_healpix_29" in md.schema.names else -1
         lo = np.full(md.num_row_groups, plo, dtype=np.int64)
         hi = np.full(md.num_row_groups, phi, dtype=np.int64)
@@ -75,6 +76,15 @@ class Catalog:
         with self._rg_lock:
             self._rg_bounds[i] = (lo, hi)
         return lo, hi
+
+    def footer(self, i: int) -> pq.FileMetaData:
+        """The Parquet footer of file ``i`` (read once, then kept)."""
+        md = self._footers.get(i)
+        if md is None:
+            md = pq.ParquetFile(self.files[i]).metadata
+            with self._rg_lock:
+                self._footers[i] = md
+        return md
 
     def _overlapping(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Indices of the partition files overlapping any of the sorted half-open ranges [lo, hi)."""

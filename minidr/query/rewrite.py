@@ -33,7 +33,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from ..errors import InputError, QueryError
-from ..sky.regions import Box, Cone, Polygon, Region, _PIX0_DEG, coarsen_ranges
+from ..sky.regions import _PIX0_DEG, Box, Cone, Polygon, Region, coarsen_ranges
 
 READERS = {"duckdb": "duckdb", "adql": "tsql", "qserv": "mysql"}
 MAX_RANGES = 64  # _healpix_29 range predicates per pruned table

@@ -19,7 +19,6 @@ from cdshealpix import nested
 
 from ..errors import QueryError
 from ..sky.healpix import ORDER_MAX, healpix_index
-from ..sky.regions import cells_to_ranges29
 from . import kernels as QK
 from .rewrite import neighbour_order
 
@@ -111,32 +110,21 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
     take = np.full(n, -1, dtype=np.int64)
     seps = np.full(n, np.nan)
     matched = None
-    if idx_good.size:
+    if idx_good.size and cat.orders is not None:
         ura = ra if idx_good.size == n else ra[idx_good]
         udec = dec if idx_good.size == n else dec[idx_good]
         # the user rows in cell order: the kernel's searches then walk the catalogue
-        # forwards, and it reads the user arrays in order
+        # forwards, it reads the user arrays in order, and the rows of one partition
+        # are one slice
         ucell = healpix_index(ura, udec, k)
         uo = np.argsort(ucell)  # any order within a cell will do: quicksort, not mergesort
         ucell, ura, udec = ucell[uo], ura[uo], udec[uo]
         nb = np.asarray(nested.neighbours(ucell.astype(np.uint64), k), dtype=np.int64)  # (m, 9), -1 = none
-        ko = min(k, int(cat.orders.max())) if cat.orders is not None and cat.orders.size else k
-        cells = _cells_at(nb, k, ko)
-        lo, hi = cells_to_ranges29(cells, np.full(cells.size, ko))
-        files = cat.files_for(lo, hi)
-        if files:
-            order = np.argsort([_range_lo(cat, f) for f in files], kind="stable")
-            files = [files[i] for i in order]
-            ccell, cra, cdec, counts = _read_positions(files, cat.ra, cat.dec, shift)
-            perm = None
-            if ccell.size > 1 and np.any(ccell[1:] < ccell[:-1]):
-                perm = np.argsort(ccell, kind="stable")
-                ccell, cra, cdec = ccell[perm], cra[perm], cdec[perm]
-            best, sep = QK.nearest_in_cells(ccell, cra, cdec, nb, ura, udec, r_deg)
-            del nb
-            hit = best >= 0
-            gidx = best[hit] if perm is None else perm[best[hit]]
-            matched, where = _fetch_rows(files, counts, gidx, cat_cols, int(ccell.size))
+        best, sep, files, counts = _match_by_partition(cat, ucell, nb, ura, udec, r_deg, shift)
+        del nb
+        hit = best >= 0
+        if hit.any():
+            matched, where = _fetch_rows(files, counts, best[hit], cat_cols, int(counts.sum()))
             rows = idx_good[uo[hit]]  # user rows of the matches
             take[rows] = where
             seps[rows] = sep[hit] * 3600.0
@@ -163,45 +151,78 @@ def xmatch(release, positions, *, radius_arcsec: float = 1.0, table: str = "Obje
     return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=meta))
 
 
-def _cells_at(nb: np.ndarray, k: int, ko: int) -> np.ndarray:
-    """Sorted unique cells at order ``ko`` of the valid (>= 0) cells at order ``k`` in ``nb``."""
-    npix = 12 * 4**ko
-    if npix <= 1 << 24:  # a mask over the sky: no sort of the 9 x m cells
-        mark = np.zeros(npix, dtype=bool)
-        QK.mark_cells(nb, 2 * (k - ko), mark)
-        return np.flatnonzero(mark)
-    return _unique(nb[nb >= 0] >> (2 * (k - ko)))
+def _match_by_partition(cat, ucell, nb, ura, udec, r_deg: float, shift: int):
+    """Nearest catalogue row of each user row, one partition file at a time.
+
+    Each file's positions are read once and matched against the user rows whose 9 cells
+    ``nb`` touch it (the rows inside it, and across its edges some of its neighbours' rows),
+    keeping the best so far per user row: memory holds one partition's positions, never the
+    whole table. Returns (index into the concatenation of ``files`` or -1, separation [deg]
+    or NaN, ``files`` (sorted by sky range), rows per file)."""
+    m = ucell.size
+    fshift = 2 * (ORDER_MAX - cat.orders)
+    order = np.argsort(cat.pixels << fshift, kind="stable")
+    flo = cat.pixels[order] << fshift[order]  # order-29 range of each file
+    fhi = (cat.pixels[order] + 1) << fshift[order]
+    files = [cat.files[i] for i in order]
+    counts = np.array([cat.footer(int(i)).num_rows for i in order], dtype=np.int64)
+    gstart = np.concatenate([[0], np.cumsum(counts)])
+    best = np.full(m, -1, dtype=np.int64)
+    best_h = np.full(m, 2.0)
+    sep = np.full(m, np.nan)
+    for f, users in _users_per_file(nb, flo, fhi, shift):
+        ccell, cra, cdec, perm = _read_positions(files[f], cat.ra, cat.dec, shift)
+        start = int(gstart[f])
+        QK.nearest_in_cells(ccell, cra, cdec, start, users, nb, ura, udec, r_deg, best, best_h, sep)
+        if perm is not None:  # a file not sorted by cell: its matches back to file rows
+            mine = (best >= gstart[f]) & (best < gstart[f + 1])
+            best[mine] = gstart[f] + perm[best[mine] - gstart[f]]
+    return best, sep, files, counts
 
 
-def _read_positions(files, ra: str, dec: str, shift: int):
-    """(cell at order ``29 - shift / 2``, ra, dec [deg]) of every row of ``files`` in file
-    order, and the rows per file: only the three columns, copied once into place."""
-    tables = [pq.read_table(f, columns=["_healpix_29", ra, dec]) for f in files]
-    counts = np.array([t.num_rows for t in tables], dtype=np.int64)
-    total = int(counts.sum())
-    cell = np.empty(total, dtype=np.int64)
-    cra = np.empty(total, dtype=np.float64)
-    cdec = np.empty(total, dtype=np.float64)
-    at = 0
-    for i in range(len(tables)):
-        t = tables[i]
-        tables[i] = None  # free each file's columns once copied
-        for out, name in ((cell, "_healpix_29"), (cra, ra), (cdec, dec)):
-            j = at
-            for chunk in t[name].chunks:
-                v = chunk.to_numpy(zero_copy_only=False)
-                if name == "_healpix_29":
-                    np.right_shift(v.astype(np.int64, copy=False), shift, out=out[j:j + v.size])
-                else:
-                    out[j:j + v.size] = v
-                j += v.size
-        at += t.num_rows
-    return cell, cra, cdec, counts
+def _users_per_file(nb: np.ndarray, flo: np.ndarray, fhi: np.ndarray, shift: int):
+    """(file, sorted user rows) for every file that the cells ``nb`` (m, 9) of some user rows
+    touch; files ``[flo, fhi)`` are sorted order-29 ranges, the cells are at order
+    ``29 - shift / 2``."""
+    m = nb.shape[0]
+    first, last = QK.file_span(nb, shift, flo, fhi)
+    one = first == last  # the usual case: every cell of the row in the same single file
+    pf, pu = [first[one]], [np.flatnonzero(one)]
+    rest = np.flatnonzero(~one & (last >= 0))
+    if rest.size:  # rows across a file edge: one pair per (file, row)
+        sub = nb[rest]
+        valid = sub >= 0
+        cell = np.where(valid, sub, 0)
+        # files overlapping a cell: from the first ending after its start to the last
+        # starting before its end (several when partitions are finer than the cells)
+        i0 = np.searchsorted(fhi, cell << shift, side="right")
+        i1 = np.where(valid, np.searchsorted(flo, (cell + 1) << shift, side="left"), i0)
+        a, b = i0.ravel(), i1.ravel()
+        span = np.maximum(b - a, 0)
+        rows = np.repeat(np.repeat(rest, nb.shape[1]), span)
+        step = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
+        pf.append(np.repeat(a, span) + step)
+        pu.append(rows)
+    key = np.concatenate(pf).astype(np.int64) * m + np.concatenate(pu)
+    key = _unique(key)
+    fcol, ucol = key // m, key % m
+    cuts = np.concatenate([[0], np.flatnonzero(np.diff(fcol)) + 1, [key.size]])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        yield int(fcol[a]), np.ascontiguousarray(ucol[a:b])
 
 
-def _range_lo(cat, f: str) -> int:
-    i = cat.files.index(f)
-    return int(cat.pixels[i]) << (2 * (ORDER_MAX - int(cat.orders[i])))
+def _read_positions(path: str, ra: str, dec: str, shift: int):
+    """(cell at the user order, ra, dec [deg], perm) of the rows of one partition file,
+    sorted by cell (``perm``: file row of each sorted row, None when the file already is)."""
+    t = pq.read_table(path, columns=["_healpix_29", ra, dec])
+    cell = t["_healpix_29"].to_numpy().astype(np.int64, copy=False) >> shift
+    cra = np.ascontiguousarray(t[ra].to_numpy(), dtype=np.float64)
+    cdec = np.ascontiguousarray(t[dec].to_numpy(), dtype=np.float64)
+    perm = None
+    if cell.size > 1 and np.any(cell[1:] < cell[:-1]):
+        perm = np.argsort(cell, kind="stable")
+        cell, cra, cdec = cell[perm], cra[perm], cdec[perm]
+    return cell, cra, cdec, perm
 
 
 def _fetch_rows(files, counts, gidx, columns, n_rows: int) -> tuple[pa.Table, np.ndarray]:

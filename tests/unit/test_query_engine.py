@@ -318,6 +318,20 @@ def test_xmatch_equals_astropy(dr, objects):
     assert "objectId_Object" in res2.column_names and res2["objectId_Object"].to_pylist() == got_id
 
 
+def test_xmatch_large_radius(dr, objects):
+    """A 0.5 deg radius: coarse matching cells, many user rows per cell and matches across
+    partition edges; still astropy's answer."""
+    rng = np.random.default_rng(9)
+    k = rng.choice(len(objects["objectId"]), 150, replace=False)
+    ra = np.concatenate([objects["coord_ra"][k] + rng.normal(0, 0.1, k.size), rng.uniform(0, 360, 50)]) % 360
+    dec = np.clip(np.concatenate([objects["coord_dec"][k] + rng.normal(0, 0.1, k.size), rng.uniform(-90, 90, 50)]), -90, 90)
+    res = dr.xmatch(pa.table({"ra": ra, "dec": dec}), radius_arcsec=1800.0, columns=["objectId"])
+    cat = SkyCoord(objects["coord_ra"] * u.deg, objects["coord_dec"] * u.deg)
+    idx, d2d, _ = SkyCoord(ra * u.deg, dec * u.deg).match_to_catalog_sky(cat)
+    want = [int(objects["objectId"][i]) if d <= 1800.0 else None for i, d in zip(idx, d2d.arcsec)]
+    assert res["objectId"].to_pylist() == want and sum(w is not None for w in want) > 100
+
+
 def test_cone_and_lightcurve(dr, objects):
     i = 7
     ra0, dec0 = float(objects["coord_ra"][i]), float(objects["coord_dec"][i])

@@ -35,8 +35,9 @@ def _nearest_slow(cat_cell, cat_ra, cat_dec, user_cells, user_ra, user_dec, radi
 
 
 def test_nearest_in_cells_equals_slow_copy():
-    """More user rows than one CHUNK (several threads' runs), sorted and shuffled, with
-    duplicates in the catalogue (ties go to the lower index) and empty cells."""
+    """More user rows than one CHUNK (several threads' runs), sorted and shuffled, the
+    catalogue whole or in pieces, with duplicates in it (ties go to the lower index) and
+    empty cells."""
     rng = np.random.default_rng(3)
     n, m, radius = 4000, 3 * QK.CHUNK + 17, 0.3
     cat_cell = np.sort(rng.integers(0, 500, n))
@@ -53,14 +54,13 @@ def test_nearest_in_cells_equals_slow_copy():
     user_ra[0], user_dec[0], user_cells[0] = cat_ra[4], cat_dec[4], [cat_cell[4]] * 3
     want = _nearest_slow(cat_cell, cat_ra, cat_dec, user_cells, user_ra, user_dec, radius)
     for order in (np.argsort(ucell, kind="stable"), rng.permutation(m)):
-        got = QK.nearest_in_cells(cat_cell, cat_ra, cat_dec, user_cells[order], user_ra[order], user_dec[order], radius)
-        np.testing.assert_array_equal(got[0], want[0][order])
-        np.testing.assert_allclose(got[1], want[1][order], rtol=0, atol=1e-12)
+        # the catalogue in one piece, and in three pieces given out of order
+        for cuts in ([0, n], [2000, n, 0, 1000, 1000, 2000]):
+            best, best_h, sep = np.full(m, -1), np.full(m, 2.0), np.full(m, np.nan)
+            for a, b in zip(cuts[::2], cuts[1::2]):
+                QK.nearest_in_cells(cat_cell[a:b], cat_ra[a:b], cat_dec[a:b], a, order, user_cells, user_ra,
+                                    user_dec, radius, best, best_h, sep)
+            np.testing.assert_array_equal(best, want[0])
+            np.testing.assert_allclose(sep, want[1], rtol=0, atol=1e-12)
     assert want[0][0] == 4 and (want[0] >= 0).sum() > m // 3 and (want[0] < 0).sum() > 10
 
-
-def test_mark_cells():
-    cells = np.array([[-1, 0, 17], [255, 256, -1]], dtype=np.int64)
-    mask = np.zeros(5, dtype=bool)
-    QK.mark_cells(cells, 6, mask)  # >> 6: 0, 0, 3, 4
-    assert mask.tolist() == [True, False, False, True, True]
