@@ -2,12 +2,14 @@
 
 A mesh of ``cfg.mesh_size`` pixel cells; in each cell the clipped mode estimate of the
 good pixels (``2.5 median - 1.5 mean``, or the median in crowded cells) and the clipped
-standard deviation; invalid cells filled from their neighbours; the mesh median-filtered
-(``cfg.filter_size`` cells); then bicubic interpolation to every pixel. With
+standard deviation, computed from one histogram of the cell's pixels (placed by the median
+and MAD of a sparse sample; clipping iterated on the histogram); invalid cells filled from
+their neighbours; the mesh median-filtered (``cfg.filter_size`` cells); then bicubic
+interpolation to every pixel, on the first call of ``back()`` or ``rms()``. With
 ``cfg.passes = 2`` the sources found above ``cfg.mask_threshold`` sigma in a lightly
-smoothed first-pass residual image, grown by ``cfg.mask_grow`` pixels, are masked and the
-mesh is measured again.
-"""
+smoothed, 2x2-binned first-pass residual image, grown by ``cfg.mask_grow`` pixels, are
+taken out of the cells' histograms and the mesh is measured again. The numba kernels are
+in :mod:`minidr.image.background_kernels`."""
 
 from __future__ import annotations
 
@@ -18,10 +20,13 @@ import numpy as np
 from ..config import BackgroundConfig
 from ..errors import AlgorithmError
 from ..products import MaskBit
-from . import detect_kernels as dk
+from . import background_kernels as bk
 
 #: pixels never used for the background
 EXCLUDE_BITS = int(MaskBit.SAT | MaskBit.BAD | MaskBit.HOT | MaskBit.NO_DATA | MaskBit.CR | MaskBit.DETECTED)
+_MAXITER = 5  # clipping iterations per mesh cell
+_MIN_FRAC = 0.3  # a mesh cell needs this fraction of good pixels
+_NO_MASK = np.zeros((1, 1), dtype=np.uint16)
 
 
 def clipped_std_factor(c: float) -> float:
@@ -93,47 +98,64 @@ class Background:
         if image.ndim != 2:
             raise ValueError("image must be 2-d")
         if mask is None:
-            mask = np.zeros(image.shape, dtype=np.uint16)
-        mask = np.ascontiguousarray(mask, dtype=np.uint16)
+            mask, excl = _NO_MASK, 0  # excl 0: the kernels never read the mask
+        else:
+            mask, excl = np.ascontiguousarray(mask, dtype=np.uint16), EXCLUDE_BITS
+            if mask.shape != image.shape:
+                raise ValueError("mask and image differ in shape")
         self.cfg = cfg
         self.shape = image.shape
         self.mesh = cfg.mesh_size
         self.nmesh = (max(1, int(round(image.shape[0] / cfg.mesh_size))),
                       max(1, int(round(image.shape[1] / cfg.mesh_size))))
         self._rms_factor = clipped_std_factor(cfg.clip_sigma)
-        self._measure(image, mask)
+        ny, nx = image.shape
+        ncell = self.nmesh[0] * self.nmesh[1]
+        hists = np.empty((ncell, bk.NBINS), dtype=np.int32)
+        state = np.empty((ncell, 4), dtype=np.float64)
+        self._measure(image, bk.mesh_stats(image, mask, excl, self.nmesh[0], self.nmesh[1],
+                                           cfg.clip_sigma, _MAXITER, _MIN_FRAC, hists, state), mask, excl)
         if cfg.passes >= 2:
-            # sources of the first pass, found on a 2x2-binned residual (4x cheaper)
-            resid = dk.subtract_and_clean(image, self._back, mask, int(EXCLUDE_BITS & ~MaskBit.DETECTED))
-            binned = dk.bin2(resid)
+            # sources of the first pass, found on the 2x2-binned residual (4x cheaper); the
+            # first-pass maps are only needed at the centres of the bins
+            my, mx = (ny + 1) // 2, (nx + 1) // 2
+            back2, rms2 = self._maps(ny, nx, 2)
+            resid = bk.binned_residual(image, mask, int(excl & ~MaskBit.DETECTED), back2,
+                                       np.empty((my, mx), dtype=np.float32))
             k = gaussian_kernel1d(max(cfg.mask_smooth / 2.0, 0.5))
-            sm = dk.convolve_separable(binned, k)
             knorm = float((k * k).sum())
             # noise of a 2x2 mean is rms / 2
-            det = dk.threshold_map(sm, dk.bin2(self._rms), 0.5 * cfg.mask_threshold * knorm)
-            g = int(math.ceil(cfg.mask_grow / 2.0))
+            det = bk.smooth_threshold(resid, k, rms2, 0.5 * cfg.mask_threshold * knorm,
+                                      np.empty((my, mx), dtype=np.bool_))
+            g = math.ceil(cfg.mask_grow / 2.0)
             if g > 0:
-                det = dk.dilate_disk(det, g)
-            self._measure(image, dk.mask_from_binned(mask, det, np.uint16(MaskBit.DETECTED)))
+                det = bk.dilate_disk(det, g)
+            # the second pass takes the masked pixels out of the first pass's histograms
+            # (passes > 2 change nothing: the sources come from the first pass only)
+            self._measure(image, bk.mesh_stats_masked(image, mask, excl, det, self.nmesh[0], self.nmesh[1],
+                                                      cfg.clip_sigma, _MAXITER, _MIN_FRAC, hists, state),
+                          mask, excl)
+        self._back = self._rms = None  # full-resolution maps: made on first use (like sep's)
 
-    def _measure(self, image, mask):
-        cfg = self.cfg
-        level, rms, valid = dk.mesh_stats(image, mask, EXCLUDE_BITS, self.nmesh[0], self.nmesh[1],
-                                          cfg.clip_sigma, 5, 0.3)
+    def _measure(self, image, stats, mask, excl):
+        level, rms, valid = stats
         if not valid.any():
             finite = np.isfinite(image)
             raise AlgorithmError(
                 f"background: no usable pixels ({finite.sum()} finite of {image.size}, "
-                f"{((mask & EXCLUDE_BITS) != 0).sum()} masked)",
+                f"{((mask & excl) != 0).sum() if excl else 0} masked)",
                 n_finite=int(finite.sum()), n_pixels=int(image.size))
         rms = rms / self._rms_factor
         self.mesh_back = _fill_and_filter(level, valid, self.cfg.filter_size)
         self.mesh_rms = _fill_and_filter(rms, valid, self.cfg.filter_size)
         self.mesh_valid = valid
-        ny, nx = image.shape
-        self._back = dk.interp_mesh(_extrapolate(self.mesh_back), ny, nx, 2)
-        self._rms = dk.interp_mesh(_extrapolate(self.mesh_rms), ny, nx, 2)
-        np.maximum(self._rms, np.float32(1e-30), out=self._rms)
+
+    def _maps(self, ny, nx, step):
+        """(back, rms) float32 maps sampled every ``step`` pixels (2: centres of 2x2 bins)."""
+        shape = ((ny + step - 1) // step, (nx + step - 1) // step)
+        return bk.interp_mesh_pair(_extrapolate(self.mesh_back), _extrapolate(self.mesh_rms), ny, nx, 2,
+                                   step, 1e-30, np.empty(shape, dtype=np.float32),
+                                   np.empty(shape, dtype=np.float32))
 
     @property
     def global_back(self) -> float:
@@ -143,17 +165,23 @@ class Background:
     def global_rms(self) -> float:
         return float(np.median(self.mesh_rms[self.mesh_valid]))
 
+    def _full(self):
+        if self._back is None:
+            self._back, self._rms = self._maps(self.shape[0], self.shape[1], 1)
+        return self._back, self._rms
+
     def back(self) -> np.ndarray:
-        """Background level map, float32 [e-/pixel]."""
-        return self._back
+        """Background level map, float32 [e-/pixel] (interpolated on the first call of
+        ``back`` or ``rms``, which make both maps)."""
+        return self._full()[0]
 
     def rms(self) -> np.ndarray:
         """Background noise map (1 sigma per pixel), float32 [e-]."""
-        return self._rms
+        return self._full()[1]
 
     def subfrom(self, image) -> np.ndarray:
         """``image - back()`` as a new float32 array."""
-        return (np.asarray(image, dtype=np.float32) - self._back).astype(np.float32)
+        return (np.asarray(image, dtype=np.float32) - self.back()).astype(np.float32)
 
     def __repr__(self) -> str:
         return f"Background(shape={self.shape}, mesh={self.mesh}, global_back={self.global_back:.3f}, global_rms={self.global_rms:.3f})"
