@@ -81,22 +81,27 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
                       replace(cfg.psf, min_snr=cfg.psf.min_snr / 2.5), fwhm_guess=fwhm0,
                       footprints=det0.footprints)
     det = detect_sources(bgsub, variance, mask, rms, psf.fwhm, cfg.detection)
+    cache = {}
     src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
-                          cfg.measurement, sky=back, groups=det.footprint)
+                          cfg.measurement, sky=back, groups=det.footprint, cache=cache)
     if cfg.detection.residual_pass:
         extra = _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg)
         if extra[0].size:
             n_before = len(src)
             det = _add_peaks(det, extra, bgsub, psf.fwhm)
-            src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
-                                  cfg.measurement, sky=back, groups=det.footprint, known=src)
-            # a residual peak whose centroid walked onto a known source is that source again
-            dup = _duplicates(src, n_before, max(1.0, 0.5 * psf.fwhm))
+            # a residual peak whose centroid walks onto a known source is that source again
+            # (the same centroid as measure_sources finds: it depends on nothing else)
+            px, py = extra[1].astype(float), extra[0].astype(float)
+            cx, cy, _, _, _ = kernels.windowed_centroid_kernel(bgsub, variance, mask, px, py,
+                                                                psf.fwhm_at(px, py) / 2.3548,
+                                                                EXCLUDE_BITS, 40, 1e-4)
+            dup = _duplicates(np.concatenate([src["x"], cx]), np.concatenate([src["y"], cy]), n_before,
+                              max(1.0, 0.5 * psf.fwhm))
             if dup.any():
                 det = _subset(det, ~dup)
                 det.nchild[:] = np.bincount(det.footprint)[det.footprint]
-                src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
-                                      cfg.measurement, sky=back, groups=det.footprint, known=src[~dup])
+            src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
+                                  cfg.measurement, sky=back, groups=det.footprint, known=src, cache=cache)
     src["npix"] = det.npix
     src["peak"] = det.peak
     src["parent"] = det.footprint
@@ -279,17 +284,19 @@ def _saturated_centroids(src, mask) -> None:
         src["yErr"][i] = np.fmax(src["yErr"][i], np.ptp(yy) / np.sqrt(12) + 0.1)
 
 
-def _duplicates(src, first_new: int, radius: float) -> np.ndarray:
-    """True for sources at index >= ``first_new`` whose centroid lies within ``radius``
-    pixels of an earlier source (or of a kept later one): the same object found twice."""
+def _duplicates(x, y, first_new: int, radius: float) -> np.ndarray:
+    """True for sources at index >= ``first_new`` whose centroid (x, y) [pixels] lies within
+    ``radius`` pixels of an earlier source (or of a kept later one): the same object found
+    twice."""
     from scipy.spatial import cKDTree
 
-    dup = np.zeros(len(src), bool)
-    if first_new >= len(src) or len(src) < 2:
+    n = x.size
+    dup = np.zeros(n, bool)
+    if first_new >= n or n < 2:
         return dup
-    xy = np.column_stack([src["x"], src["y"]])
+    xy = np.column_stack([x, y])
     tree = cKDTree(xy)
-    for i in range(first_new, len(src)):
+    for i in range(first_new, n):
         for j in tree.query_ball_point(xy[i], radius):
             if j != i and (j < first_new or (j < i and not dup[j])):
                 dup[i] = True

@@ -116,7 +116,7 @@ def _neighbours(icx, icy, reach: float):
     return np.searchsorted(a[order], np.arange(n + 1)).astype(np.int64), b[order]
 
 
-def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int, own: float):
+def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int, own: float, cache=None):
     """PSF fluxes (single, then simultaneous within ``groups``, then ``iterations`` Jacobi
     steps of neighbour subtraction) and neighbour-subtracted aperture fluxes of radius
     ``rap`` [pixels] at the centroids (cx, cy).
@@ -128,7 +128,9 @@ def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int
     neighbours' light removed. Being linear in the F_j, both are computed from the pair
     overlaps of the PSF models (:func:`kernels.neighbour_photometry_kernel`), never from a
     rendered image. Returns flux, err [e-] (times ``psf.apcorr``), PSF flags, sharpness,
-    aperture flux, its error [e-] and flags.
+    aperture flux, its error [e-] and flags. ``cache`` (a dict) keeps the PSF stamps: those
+    of its ``"stamps"`` entry are reused for the first sources (the caller guarantees the
+    same positions and model), and it receives the stamps of all sources.
     """
     from scipy import sparse
 
@@ -139,7 +141,14 @@ def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int
     r = psf.fit_radius
     big = r + (r + 1) // 2
     alpha, beta, e1, e2 = psf.params_at(xs, ys)
-    stamps = kernels.moffat_stamps_f32(alpha, beta, e1, e2, xs, ys, big)
+    old = None if cache is None else cache.get("stamps")
+    nold = 0 if old is None or old.shape[1] != 2 * big + 1 else min(old.shape[0], n)
+    stamps = np.empty((n, 2 * big + 1, 2 * big + 1), np.float32)
+    stamps[:nold] = old[:nold] if nold else stamps[:0]
+    stamps[nold:] = kernels.moffat_stamps_f32(alpha[nold:], beta[nold:], e1[nold:], e2[nold:], xs[nold:],
+                                              ys[nold:], big)
+    if cache is not None:
+        cache["stamps"] = stamps
     icx = np.floor(xs + 0.5)
     icy = np.floor(ys + 0.5)
     reach = big + max(r, int(np.ceil(np.max(rap))) + 1) if n else 0
@@ -180,7 +189,7 @@ def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int
 
 
 def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: MeasurementConfig = MeasurementConfig(),
-                    sky=None, groups=None, star_ratio: float | None = None, known=None):
+                    sky=None, groups=None, star_ratio: float | None = None, known=None, cache=None):
     """Measure sources near initial positions (x, y) [pixels]; returns a SOURCE_DTYPE array.
 
     Steps: windowed centroid (Gaussian window of the PSF's sigma); PSF flux at the
@@ -190,7 +199,8 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
     the model's enclosed fraction when None) makes stars give ~1. ``known``, a catalogue
     measured earlier on the same image from the first ``len(known)`` of these positions,
     gives their centroids and moments (which depend on nothing else) instead of
-    recomputing them; their photometry is redone (it depends on the neighbours).
+    recomputing them; their photometry is redone (it depends on the neighbours). ``cache``
+    (a dict, passed again with ``known``) keeps their PSF stamps too.
     """
     image, variance, mask = _prep(image, variance, mask)
     x0 = np.atleast_1d(np.asarray(x, dtype=np.float64))
@@ -220,7 +230,8 @@ def measure_sources(image, variance, mask, psf: PsfModel, x, y, cfg: Measurement
     rap = cfg.aperture_radius * fwhm
     flux, ferr, pflags, sharp, af, ae, aflags = _photometry(image, variance, mask, psf, cx, cy, groups, rap,
                                                              cfg.neighbour_iterations,
-                                                             enclosed_fraction(psf, cfg.aperture_radius))
+                                                             enclosed_fraction(psf, cfg.aperture_radius),
+                                                             cache=cache if nk or known is None else None)
     flags |= pflags
     flags |= aflags
     flags |= np.where(mok, 0, int(SourceFlag.SHAPE)).astype(np.int32)
