@@ -36,8 +36,12 @@ from minidr.release import schema as S
 
 CHILD = r"""
 import json, resource, sys, time
+import numpy as np
 from minidr.release.importer import import_table
+from minidr.release.partition import PixelCounts, argsort_healpix, healpix29
 repo, name, path, budget, prows = sys.argv[1:6]
+# warm-up, untimed: numba loads its cached kernels on their first call (~0.6 s, once a process)
+PixelCounts(3).add(argsort_healpix(healpix29(np.zeros(2), np.zeros(2)))[1])
 t0, c0 = time.perf_counter(), time.process_time()
 r = import_table(repo, name, "Src", [path], id_column="sourceId", memory_budget=int(budget),
                  partition_rows=int(prows))
@@ -47,7 +51,9 @@ print(json.dumps({"seconds": dt, "cpu": cpu, "rows": r.rows, "partitions": r.par
 """
 
 
-def make_table(n: int, seed: int = 0) -> pa.Table:
+def make_table(n: int, seed: int = 0, first_id: int = 0) -> pa.Table:
+    """``n`` Source-like rows; ``sourceId`` a shuffle of ``first_id .. first_id + n - 1``
+    (the import checks that ids are unique across chunks)."""
     rng = np.random.default_rng(seed)
     cols, fields = [], []
     for f in S.SOURCE_SCHEMA:
@@ -60,7 +66,7 @@ def make_table(n: int, seed: int = 0) -> pa.Table:
         elif f.name == "band":
             a = pa.array(rng.choice(["g", "r", "i"], n))
         elif f.name == "sourceId":
-            a = rng.permutation(n).astype(np.int64)
+            a = rng.permutation(n).astype(np.int64) + first_id
         elif pa.types.is_integer(f.type):
             a = rng.integers(0, 5000, n).astype(f.type.to_pandas_dtype())
         else:
@@ -89,7 +95,7 @@ def main(argv=None) -> None:
         mem_mb = 0.0
         writer = plain_writer = None
         for i, start in enumerate(range(0, args.rows, chunk)):
-            table = make_table(min(chunk, args.rows - start), seed=i)
+            table = make_table(min(chunk, args.rows - start), seed=i, first_id=start)
             mem_mb += table.nbytes / 2**20
             if args.format == "parquet":
                 writer = writer or pq.ParquetWriter(src, table.schema, compression="zstd")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from cdshealpix import cdshealpix as _cdshealpix
 
 from .._jit import njit
 
@@ -111,8 +112,6 @@ def healpix29(ra_deg, dec_deg) -> np.ndarray:
     degrees: the values of :func:`minidr.sky.healpix.healpix29` (RA wrapped into [0, 360),
     Dec clipped to [-90, 90], then cdshealpix), with cdshealpix's Rust kernel called directly,
     without the astropy Longitude/Latitude round trip of its Python wrapper (half the time)."""
-    from cdshealpix import cdshealpix as _rust
-
     ra = np.asarray(ra_deg, dtype=np.float64) % 360.0
     dec = np.clip(np.asarray(dec_deg, dtype=np.float64), -90.0, 90.0)
     if ra.shape != dec.shape:
@@ -123,7 +122,7 @@ def healpix29(ra_deg, dec_deg) -> np.ndarray:
     dx = np.empty(ra.shape, dtype=np.float64)
     dy = np.empty(ra.shape, dtype=np.float64)
     depth = np.broadcast_to(np.uint8(ORDER29), ra.shape)
-    _rust.lonlat_to_healpix(depth, np.radians(ra), np.radians(dec), out, dx, dy, np.uint16(0))
+    _cdshealpix.lonlat_to_healpix(depth, np.radians(ra), np.radians(dec), out, dx, dy, np.uint16(0))
     return out.view(np.int64)
 
 
