@@ -85,7 +85,8 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
     src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),
                           cfg.measurement, sky=back, groups=det.footprint, cache=cache)
     if cfg.detection.residual_pass:
-        extra = _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg)
+        extra = _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg,
+                                cache.get("stamps", np.zeros((0, 1, 1), np.float32)))
         if extra[0].size:
             n_before = len(src)
             det = _add_peaks(det, extra, bgsub, psf.fwhm)
@@ -172,13 +173,14 @@ def _aperture_correction(bgsub, variance, mask, psf, src, good, cfg):
     return psf, src
 
 
-def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg):
+def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg, stamps):
     """Peaks of the image minus the PSF models of the point sources found so far (faint
     stars on the shoulders of brighter ones, which make no peak of their own in the
     smoothed image). Returns (y, x) int arrays of new peaks: above ``cfg.detection.threshold``
     sigma of the smoothed noise (variance plane, including the sources' Poisson noise), more
     than 0.8 FWHM from every known source and away from saturated ones and extended ones
-    larger than 1.5 times the PSF in ixx + iyy."""
+    larger than 1.5 times the PSF in ixx + iyy. ``stamps`` are the sources' PSF stamps (as
+    measured, radius 1.5 ``fit_radius``)."""
     from scipy.spatial import cKDTree
 
     from . import detect_kernels as dk
@@ -192,9 +194,9 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg):
     tpsf = float(np.nanmedian(t[ps])) if ps.any() else np.inf
     big = (src["extendedness"] == 1.0) & ~(t < 1.5 * tpsf)
     point = ~big & ((src["flags"] & int(SourceFlag.SATURATED)) == 0)
-    alpha, beta, e1, e2 = psf.params_at(src["x"], src["y"])
     flux = np.where(point, src["psfFlux"] / psf.apcorr, 0.0)
-    model = kernels.render_psf_models(ny, nx, src["x"], src["y"], flux, alpha, beta, e1, e2, psf.fit_radius + (psf.fit_radius + 1) // 2)
+    model = kernels.render_stamps(ny, nx, np.ascontiguousarray(src["x"]), np.ascontiguousarray(src["y"]), flux,
+                                  stamps)
     resid = dk.clean_image(bgsub - model, mask, CLEAN_BITS)
     k = gaussian_kernel1d(psf.fwhm / 2.3548, 3.5)
     knorm = float((k * k).sum())
