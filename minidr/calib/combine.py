@@ -76,7 +76,10 @@ def _stack(frames: list[np.ndarray], cfg: Config) -> np.ndarray:
 
 def _sat_mask(masks: list[np.ndarray]) -> np.ndarray:
     """Pixels saturated in most input frames become BAD in the master (no use calibrating them)."""
-    sat = np.sum([(m & MaskBit.SAT) != 0 for m in masks], axis=0)
+    shift = np.uint16(int(MaskBit.SAT).bit_length() - 1)
+    sat = np.zeros(masks[0].shape, dtype=np.uint16)
+    for m in masks:  # the number of frames saturated at each pixel, without a 3-d stack
+        sat += (m >> shift) & np.uint16(1)
     out = np.zeros(masks[0].shape, dtype=np.uint16)
     out[sat * 2 > len(masks)] = _BAD
     return out

@@ -13,7 +13,7 @@ import numpy as np
 from minidr._jit import njit, prange
 
 
-@njit
+@njit(inline="always")
 def _median_sorting(buf, m):
     """Median of ``buf[:m]``, sorting it in place (insertion sort for the short per-pixel
     stacks, numpy's sort for long arrays)."""
@@ -32,7 +32,7 @@ def _median_sorting(buf, m):
     return 0.5 * (buf[m // 2 - 1] + buf[m // 2])
 
 
-@njit
+@njit(inline="always")
 def _clipped_mean_1d(vals, keep, buf, clip, iterations, floor):
     """Sigma-clipped mean of ``vals`` (float64, NaN ignored); ``keep`` (uint8) and ``buf``
     (float64, at least as long as ``vals``) are scratch.
@@ -120,8 +120,23 @@ def clipped_mean_stack(stack, clip, iterations, floor):
         keep = np.empty(n, dtype=np.uint8)
         buf = np.empty(n, dtype=np.float64)
         for x in range(nx):
+            lo = np.inf
+            hi = -np.inf
+            s = 0.0
+            finite = True
             for i in range(n):
-                vals[i] = stack[i, y, x]
+                v = float(stack[i, y, x])
+                vals[i] = v
+                finite &= math.isfinite(v)
+                lo = min(lo, v)
+                hi = max(hi, v)
+                s += v
+            if finite and hi - lo <= clip * floor:
+                # no value can be clipped: every one is within (max - min) <= clip * floor
+                # <= clip * scale of any centre between them (most pixels; same result)
+                out[y, x] = s / n
+                nkept[y, x] = n
+                continue
             mean, m = _clipped_mean_1d(vals, keep, buf, clip, iterations, floor)
             out[y, x] = mean
             nkept[y, x] = m
