@@ -29,7 +29,7 @@ def stars(seed, n=30, zp=30.0, ref_noise=0.005, faint=20.5, outlier_frac=0.0, n_
     if n_saturated:  # the brightest stars: flux capped, flagged
         flux[sat] = np.minimum(flux[sat], 0.3 * flux_true[sat])
         flags[sat] |= int(SourceFlag.SATURATED)
-    k = int(round(outlier_frac * n))
+    k = round(outlier_frac * n)
     if k:  # variables, blends, wrong matches: 0.3-2 mag off (never the saturated ones)
         bad = rng.choice(np.setdiff1d(np.arange(n), sat), k, replace=False)
         ref[bad] += rng.choice([-1, 1], k) * rng.uniform(0.3, 2.0, k)
@@ -65,7 +65,7 @@ def test_saturated_unflagged_are_clipped_flagged_are_dropped():
 
 
 def test_low_snr_and_bad_values_are_ignored():
-    flux, err, ref, flags = stars(4, n=30)
+    flux, err, ref, _flags = stars(4, n=30)
     flux = np.concatenate([flux, [np.nan, -5.0, 100.0, 1e5]])
     err = np.concatenate([err, [1.0, 1.0, 50.0, 0.0]])
     ref = np.concatenate([ref, [18.0, 18.0, 10.0, 20.0]])
