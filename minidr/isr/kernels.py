@@ -26,21 +26,47 @@ INTERP = 64
 # --- overscan -----------------------------------------------------------------------------
 
 
+@njit(inline="always")
+def _insertion_sort(buf, n):
+    """Sort ``buf[:n]`` in place (short arrays: an overscan row, a smoothing window)."""
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+
+
+@njit(inline="always")
+def _sorted_median(buf, n):
+    """Median of the sorted ``buf[:n]``."""
+    if n % 2:
+        return buf[n // 2]
+    return 0.5 * (buf[n // 2 - 1] + buf[n // 2])
+
+
 @njit
 def overscan_row_medians(amp, y0, y1, x0, x1):
     """Median of the overscan columns ``[x0:x1]`` of each amplifier row [ADU].
 
     Rows outside ``[y0:y1]`` are filled with the value of the nearest overscan row.
-    Returns float64 of length ``amp.shape[0]``.
+    Returns float64 of length ``amp.shape[0]``. One scratch buffer, an insertion sort per
+    row (an overscan row has tens of pixels); ``np.median`` for wide overscans.
     """
     ny = amp.shape[0]
     n = x1 - x0
     out = np.empty(ny, dtype=np.float64)
+    buf = np.empty(n, dtype=np.float64)
     for r in range(y0, y1):
-        buf = np.empty(n, dtype=np.float64)
+        row = amp[r, x0:x1]
         for j in range(n):
-            buf[j] = amp[r, x0 + j]
-        out[r] = np.median(buf)
+            buf[j] = row[j]
+        if n <= 64:
+            _insertion_sort(buf, n)
+            out[r] = _sorted_median(buf, n)
+        else:
+            out[r] = np.median(buf)
     for r in range(0, y0):
         out[r] = out[y0]
     for r in range(y1, ny):
@@ -50,14 +76,44 @@ def overscan_row_medians(amp, y0, y1, x0, x1):
 
 @njit
 def running_median(values, window):
-    """Centred running median of a 1-d float64 array (window truncated at the ends)."""
+    """Centred running median of a 1-d float64 array (window truncated at the ends).
+
+    The window is kept sorted: each step removes the value leaving it and inserts the one
+    entering it (O(window) per step, no allocation). NaN-free input expected."""
     n = values.shape[0]
     half = window // 2
     out = np.empty(n, dtype=np.float64)
+    if n == 0:
+        return out
+    win = np.empty(2 * half + 1, dtype=np.float64)
+    # window of output 0: values[0 : min(n, half + 1)]
+    m = 0
+    hi = min(n, half + 1)
+    for t in range(hi):
+        win[m] = values[t]
+        m += 1
+    _insertion_sort(win, m)
     for i in range(n):
-        lo = max(0, i - half)
-        hi = min(n, i + half + 1)
-        out[i] = np.median(values[lo:hi])
+        out[i] = _sorted_median(win, m)
+        # next window [max(0, i + 1 - half), min(n, i + 2 + half)): drop one, add one
+        leave = i - half
+        enter = i + 1 + half
+        if leave >= 0:
+            v = values[leave]
+            j = 0
+            while j < m - 1 and win[j] != v:
+                j += 1
+            for q in range(j, m - 1):
+                win[q] = win[q + 1]
+            m -= 1
+        if enter < n:
+            v = values[enter]
+            j = m - 1
+            while j >= 0 and win[j] > v:
+                win[j + 1] = win[j]
+                j -= 1
+            win[j + 1] = v
+            m += 1
     return out
 
 
