@@ -58,7 +58,6 @@ from .schema import HEALPIX_COLUMN, healpix_field
 from .writer import (
     MAX_ORDER,
     _clean_schema,
-    _contiguous,
     _properties_text,
     _row_order,
     _write_flat,
@@ -787,10 +786,10 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
     partitions = plan_from_counts(pixels, counts, partition_rows)
     total = spill.rows
     row_bytes = max(1.0, (spill.nbytes + spill.spilled) / max(total, 1))
-    # a group is mapped from its file while its partitions are gathered (one sorted copy per
-    # writing thread, not of the whole group): spilled rows come back in groups of 3/4 of the
+    # a group is held twice while it is made contiguous (the mapped file and its copy), then
+    # once plus one partition per writing thread: spilled rows come back in groups of half the
     # budget
-    group_rows = max(partition_rows, int((budget if spill.path is None else 0.75 * budget) / row_bytes))
+    group_rows = max(partition_rows, int((budget if spill.path is None else budget / 2) / row_bytes))
     groups: list[list[int]] = [[]]
     acc = 0
     for i, p in enumerate(partitions):
@@ -840,7 +839,10 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
             table = spill.table()
         table = table.drop_columns(["__line"]) if "__line" in table.column_names else table
         order = _row_order(table, sort_columns, name)
-        table = _clean_schema(table)  # still in the chunks it was read in: no whole-group copy
+        # one chunk per column (Arrow's take on a chunked column concatenates all its chunks
+        # first: gathering each partition from the chunks would copy the group per partition);
+        # a mapped group file is unmapped once copied
+        table = _clean_schema(table).combine_chunks()
         identity = bool(np.all(order[1:] > order[:-1]))
         if options is None:
             options = _write_options(table.schema, row_group_rows, compression,
@@ -852,9 +854,9 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
             p = partitions[i]
             lo = p.start - start
             if identity:
-                rows = _contiguous(table.slice(lo, p.n_rows))
+                rows = table.slice(lo, p.n_rows)
             else:
-                rows = _contiguous(table.take(pa.array(order[lo:lo + p.n_rows])))
+                rows = table.take(pa.array(order[lo:lo + p.n_rows]))
             rel = partition_path(p.order, p.pixel)
             path = directory / rel
             path.parent.mkdir(parents=True, exist_ok=True)

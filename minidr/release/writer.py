@@ -210,13 +210,6 @@ def _write_options(schema: pa.Schema, row_group_rows: int, compression: str,
     )
 
 
-def _contiguous(table: pa.Table) -> pa.Table:
-    """``table`` with one chunk per column (copied only where a column has several)."""
-    if all(c.num_chunks <= 1 for c in table.columns):
-        return table
-    return table.combine_chunks()
-
-
 def _write_partition(table: pa.Table, path: Path, options: dict) -> pq.FileMetaData:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, **options)
@@ -296,7 +289,10 @@ def write_hats_catalog(
 
     table = _add_healpix(table, ra_column, dec_column, name)
     order = _row_order(table, tuple(sort_columns), name)
-    table = _clean_schema(table)
+    # one chunk per column: Arrow's take on a chunked column concatenates all its chunks
+    # first, so gathering each partition from a chunked table would copy the table once per
+    # partition
+    table = _clean_schema(table).combine_chunks()
     identity = bool(np.all(order[1:] > order[:-1]))
     hp = table[HEALPIX_COLUMN].to_numpy()
     partitions = plan_partitions(hp if identity else hp[order], int(partition_rows), MAX_ORDER)
@@ -309,14 +305,12 @@ def write_hats_catalog(
     n_threads = max(1, min(int(jobs) if jobs else min(4, os.cpu_count() or 1), len(partitions) or 1))
 
     def work(i: int) -> pq.FileMetaData:
-        # each thread gathers its own partition's rows (take on the possibly chunked table:
-        # no whole-table copy); the slice of an already sorted table is made contiguous so
-        # the pages written never depend on how the input was chunked
+        # each thread gathers its own partition's rows
         p = partitions[i]
         if identity:
-            rows = _contiguous(table.slice(p.start, p.n_rows))
+            rows = table.slice(p.start, p.n_rows)
         else:
-            rows = _contiguous(table.take(pa.array(order[p.start:p.stop])))
+            rows = table.take(pa.array(order[p.start:p.stop]))
         return _write_partition(rows, directory / rel_paths[i], options)
 
     if n_threads == 1:
