@@ -12,6 +12,8 @@ Finally only the row groups holding matches are read in full.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -207,7 +209,7 @@ def _users_per_file(nb: np.ndarray, flo: np.ndarray, fhi: np.ndarray, shift: int
     key = _unique(key)
     fcol, ucol = key // m, key % m
     cuts = np.concatenate([[0], np.flatnonzero(np.diff(fcol)) + 1, [key.size]])
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         yield int(fcol[a]), np.ascontiguousarray(ucol[a:b])
 
 
