@@ -309,6 +309,7 @@ class Release:
         self._con = self._connect()
         self._specs = self._table_specs()
         self._plans: OrderedDict[tuple, rewrite.Plan] = OrderedDict()
+        self._plans_lock = threading.Lock()
         self._watchdog = _Watchdog(lambda: self._con.interrupt())
 
     # -- connection ---------------------------------------------------------------------
@@ -399,12 +400,13 @@ class Release:
         so the same text always gives the same plan, and a repeated query skips parsing.
         """
         key = (query, dialect, limit)
-        plan = self._plans.get(key)
-        if plan is not None:
-            self._plans.move_to_end(key)
-            return plan
+        with self._plans_lock:  # not self._lock: that one is held while a query runs
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
         plan = rewrite.translate(query, dialect, tables=self._specs, limit=limit)
-        with self._lock:
+        with self._plans_lock:
             self._plans[key] = plan
             while len(self._plans) > PLAN_CACHE:
                 self._plans.popitem(last=False)
