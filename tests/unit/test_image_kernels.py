@@ -161,24 +161,3 @@ def test_convolve_separable_matches_scipy():
     k /= k.sum()
     ref = ndimage.convolve(img.astype(float), np.outer(k, k), mode="constant")
     assert np.allclose(dk.convolve_separable(img, k), ref, atol=1e-5)
-
-
-def test_interp_mesh_reproduces_a_plane():
-    ny, nx = 130, 200
-    nmy, nmx = 4, 5
-    cy = (np.arange(-2, nmy + 2) + 0.5) * ny / nmy - 0.5
-    cx = (np.arange(-2, nmx + 2) + 0.5) * nx / nmx - 0.5
-    mesh = 10 + 0.3 * cx[None, :] - 0.2 * cy[:, None]
-    out = dk.interp_mesh(np.ascontiguousarray(mesh), ny, nx, 2)
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    assert np.abs(out - (10 + 0.3 * xx - 0.2 * yy)).max() < 1e-3
-
-
-def test_mesh_stats_gaussian_noise():
-    rng = np.random.default_rng(4)
-    img = rng.normal(100.0, 5.0, (256, 192)).astype(np.float32)
-    m = np.zeros(img.shape, np.uint16)
-    lev, rms, ok = dk.mesh_stats(img, m, 0xFFFF, 4, 3, 3.0, 10, 0.3)
-    assert ok.all()
-    assert np.abs(lev - 100).max() < 0.6
-    assert np.abs(rms / 0.9866 - 5).max() < 0.25
