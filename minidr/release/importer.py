@@ -36,18 +36,18 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+from pyarrow import ipc
 
 from .._io import sha256_file
 from ..errors import InputError, ReleaseError
@@ -108,8 +108,7 @@ def _detect_format(path: Path, fmt: str | None) -> str:
         return fmt
     name = path.name.lower()
     for suffix in (".gz", ".bz2", ".zst"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
+        name = name.removesuffix(suffix)
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     if name.endswith((".fits", ".fit", ".fts")):
@@ -191,7 +190,7 @@ class _Source:
             return list(names), 0
         if any(not _looks_numeric(f) for f in first if f not in self.nulls):
             names = [f.strip() for f in first]
-            if len(set(n.lower() for n in names)) != len(names) or any(not n for n in names):
+            if len({n.lower() for n in names}) != len(names) or any(not n for n in names):
                 raise InputError("header line has empty or repeated column names", path=str(self.path))
             return names, 1
         return [f"col{i + 1}" for i in range(len(first))], 0
@@ -705,9 +704,7 @@ def _renameat2_exchange(a: Path, b: Path) -> bool:
         return False
     fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     at_fdcwd, exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), exchange) == 0:
-        return True
-    return False
+    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), exchange) == 0
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -850,7 +847,7 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
             common_schema = table.schema
         start = partitions[idx[0]].start
 
-        def work(i: int, table=table, order=order, identity=identity, start=start) -> pq.FileMetaData:
+        def work(i: int, table=table, order=order, identity=identity, start=start, options=options) -> pq.FileMetaData:
             p = partitions[i]
             lo = p.start - start
             if identity:
@@ -1212,7 +1209,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
         table_info = {"format": "parquet", "path": f"{table_name}.parquet", "rows": spill.rows}
 
     # manifest: a new release, or the old one's entries plus the new table's
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     record = {
         "table": table_name, "created": now, "inputs": input_entries.result(),
         "formats": sorted(set(formats)), "schema": schema_entry, "ra": ra_col, "dec": dec_col,

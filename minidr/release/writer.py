@@ -20,7 +20,7 @@ import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -199,15 +199,15 @@ def _write_options(schema: pa.Schema, row_group_rows: int, compression: str,
         for f in schema
         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)
     ]
-    return dict(
-        row_group_size=max(1, int(row_group_rows)),
-        compression=compression,
-        use_dictionary=dictionary or False,
-        write_statistics=stats,
-        sorting_columns=[pq.SortingColumn(0)],
-        store_schema=True,
-        write_batch_size=65536,
-    )
+    return {
+        "row_group_size": max(1, int(row_group_rows)),
+        "compression": compression,
+        "use_dictionary": dictionary or False,
+        "write_statistics": stats,
+        "sorting_columns": [pq.SortingColumn(0)],
+        "store_schema": True,
+        "write_batch_size": 65536,
+    }
 
 
 def _write_partition(table: pa.Table, path: Path, options: dict) -> pq.FileMetaData:
@@ -505,7 +505,7 @@ def write_release(
 
         doc = dict(manifest)
         doc["name"] = name
-        doc["created"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        doc["created"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         doc["outputs"] = {"files": _file_entries(staging), "tables": table_info}
         (staging / "manifest.json").write_text(manifest_text(doc))
         _freeze(staging)

@@ -13,12 +13,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 import pytest
+from test_release_data import release_tables
 
 from minidr.errors import InputError, ReleaseError
 from minidr.release import schema as S
 from minidr.release.writer import write_hats_catalog
 from minidr.sky.healpix import healpix29
-from test_release_data import release_tables
 
 PARTITION_ROWS = 700
 
@@ -219,8 +219,8 @@ def test_existing_healpix_column_and_empty_table(tmp_path):
     assert pq.read_schema(tmp_path / "b/dataset/_common_metadata").names == ["_healpix_29", "ra", "dec"]
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
