@@ -92,8 +92,8 @@ def test_same_visit_detector_from_another_file_refused(repo, good, tmp_path):
     assert "dup.fits: EXPID: visit 10 detector 1 is already ingested from a different file" in rep.refused[0][1]
     assert repo.registry.dump() == before
     # and within one batch: the first one wins, the second is refused
-    a = make_raw(tmp_path / "b" / "a.fits", visit=50, detector=0)
-    b = make_raw(tmp_path / "b" / "b.fits", visit=50, detector=0, seed=3)
+    make_raw(tmp_path / "b" / "a.fits", visit=50, detector=0)
+    make_raw(tmp_path / "b" / "b.fits", visit=50, detector=0, seed=3)
     rep = repo.ingest([tmp_path / "b"])
     assert [Path(p).name for p in rep.ingested] == ["a.fits"] and Path(rep.refused[0][0]).name == "b.fits"
 
@@ -134,8 +134,8 @@ def test_bad_file_refused_registry_unchanged_rest_ingested(repo, tmp_path, case)
     path, msg = rep.refused[0]
     assert Path(path).name == "bad.fits" and "bad.fits: " in msg and expect in msg and "\n" not in msg, msg
     assert repo.registry.dump(with_times=True) == before
-    ok1 = make_raw(d / "a_ok.fits", visit=500)
-    ok2 = make_raw(d / "z_ok.fits.fz", visit=501, compress="fz")
+    make_raw(d / "a_ok.fits", visit=500)
+    make_raw(d / "z_ok.fits.fz", visit=501, compress="fz")
     rep = repo.ingest([d])  # the rest of the batch still goes in
     assert [Path(p).name for p in rep.ingested] == ["a_ok.fits", "z_ok.fits.fz"]
     assert [Path(p).name for p, _ in rep.refused] == ["bad.fits"]

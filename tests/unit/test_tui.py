@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from minidr.config import QueryConfig
