@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from minidr._jit import njit, prange
+from minidr.isr.kernels import _insertion_sort
 
 
 @njit(inline="always")
@@ -20,13 +21,7 @@ def _median_sorting(buf, m):
     if m > 32:
         buf[:m] = np.sort(buf[:m])
         return buf[m // 2] if m % 2 else 0.5 * (buf[m // 2 - 1] + buf[m // 2])
-    for i in range(1, m):
-        v = buf[i]
-        j = i - 1
-        while j >= 0 and buf[j] > v:
-            buf[j + 1] = buf[j]
-            j -= 1
-        buf[j + 1] = v
+    _insertion_sort(buf, m)
     if m % 2:
         return buf[m // 2]
     return 0.5 * (buf[m // 2 - 1] + buf[m // 2])
