@@ -231,9 +231,15 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
     cx, cy, _, _, cok = kernels.windowed_centroid_kernel(image, variance, mask, sx, sy, sig, _EXCL, 30, 1e-4)
     sx = np.where(cok, cx, sx)
     sy = np.where(cok, cy, sy)
+    # log alpha (the size, to which PSF fluxes are most sensitive: a 1% error in FWHM is a
+    # ~2% flux error) keeps its spatial order down to 2 stars per coefficient; e1, e2 need
+    # 15 stars per coefficient (each star measures them far less well)
     order = cfg.spatial_order
-    while order > 0 and sx.size < 15 * len(_terms(order)):
+    while order > 0 and sx.size < 2 * len(_terms(order)):
         order -= 1
+    eorder = order
+    while eorder > 0 and sx.size < 15 * len(_terms(eorder)):
+        eorder -= 1
     # 40 bright stars per coefficient constrain the model well; more only cost time
     nfit = 40 * len(_terms(order))
     if sx.size > nfit:
@@ -241,10 +247,10 @@ def fit_psf(image, variance, mask, x, y, cfg: PsfConfig = PsfConfig(), fwhm_gues
     # stamps of at most 3 FWHM: beyond, the wings carry little weight and neighbours more
     radius = int(min(cfg.stamp_radius, max(6, math.ceil(3.0 * fwhm_guess))))
     model, keep, rms = _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess,
-                            footprints=footprints)
+                            footprints=footprints, eorder=eorder)
     if keep.sum() < keep.size and keep.sum() >= 3:
         model, _, rms = _fit(image, variance, mask, sx[keep], sy[keep], radius, order,
-                                 model.fwhm, start=model, footprints=footprints)
+                             model.fwhm, start=model, footprints=footprints, eorder=eorder)
         n_used = int(keep.sum())
     else:
         n_used = int(sx.size)
@@ -277,15 +283,17 @@ def _stamps(image, variance, mask, sx, sy, radius, footprints=None):
 
 
 def _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess, start: PsfModel | None = None,
-         footprints=None, maxiter: int = 40):
+         footprints=None, maxiter: int = 40, eorder: int | None = None):
     """Joint fit of the model to star stamps: Levenberg-Marquardt on the non-linear
     parameters (log(beta - 1.05), polynomial coefficients of log alpha, e1, e2) with the
     per-star flux and sky solved linearly at every step (variable projection; the Jacobian
     from :func:`kernels.moffat_stamp_derivatives` with the flux/sky directions projected
-    out, Kaufman's approximation). Returns (model, keep, rms): ``keep`` rejects stars with a
-    reduced chi^2 above 3 times the median."""
+    out, Kaufman's approximation). ``e1``, ``e2`` are polynomials of order ``eorder``
+    (default ``order``, at most ``order``; their higher terms stay 0). Returns (model,
+    keep, rms): ``keep`` rejects stars with a reduced chi^2 above 3 times the median."""
     terms = _terms(order)
     nt = len(terms)
+    ne = len(_terms(order if eorder is None else min(eorder, order)))
     d, w, fx, fy = _stamps(image, variance, mask, sx, sy, radius, footprints)
     n = d.shape[0]
     sw = np.sqrt(w)
@@ -294,12 +302,14 @@ def _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess, start: PsfMod
     a22 = w.sum(axis=(1, 2))
     b2 = (w * d).sum(axis=(1, 2))
 
+    Be = B[:, :ne]  # terms are ordered by degree: the first ne are those of order eorder
+
     def unpack(p):
-        return 1.05 + math.exp(p[0]), p[1: 1 + nt], p[1 + nt: 1 + 2 * nt], p[1 + 2 * nt: 1 + 3 * nt]
+        return 1.05 + math.exp(p[0]), p[1: 1 + nt], p[1 + nt: 1 + nt + ne], p[1 + nt + ne: 1 + nt + 2 * ne]
 
     def star_params(p):
         beta, la, e1, e2 = unpack(p)
-        return np.exp(B @ la), np.full(n, beta), B @ e1, B @ e2
+        return np.exp(B @ la), np.full(n, beta), Be @ e1, Be @ e2
 
     def evaluate(p):
         al, be, e1, e2 = star_params(p)
@@ -326,22 +336,22 @@ def _fit(image, variance, mask, sx, sy, radius, order, fwhm_guess, start: PsfMod
         M = np.einsum("kap,kbp->kab", J, J)
         g = np.einsum("kap,kp->ka", J, r.reshape(n, -1))
         # star-level (log alpha, beta, e1, e2) -> global parameters
-        T = np.zeros((n, 4, 1 + 3 * nt))
+        T = np.zeros((n, 4, 1 + nt + 2 * ne))
         T[:, 0, 1: 1 + nt] = B
         T[:, 1, 0] = be - 1.05
-        T[:, 2, 1 + nt: 1 + 2 * nt] = B
-        T[:, 3, 1 + 2 * nt:] = B
+        T[:, 2, 1 + nt: 1 + nt + ne] = Be
+        T[:, 3, 1 + nt + ne:] = Be
         JtJ = np.einsum("kap,kab,kbq->pq", T, M, T)
         Jtr = np.einsum("kap,ka->p", T, g)
         return JtJ, Jtr
 
     if start is None:
         beta0 = 3.0
-        p = np.zeros(1 + 3 * nt)
+        p = np.zeros(1 + nt + 2 * ne)
         p[0] = math.log(beta0 - 1.05)
         p[1] = math.log(float(alpha_from(fwhm_guess, beta0)))
     else:
-        p = np.concatenate([[math.log(max(start.beta - 1.05, 1e-3))], start.log_alpha, start.e1, start.e2])
+        p = np.concatenate([[math.log(max(start.beta - 1.05, 1e-3))], start.log_alpha, start.e1[:ne], start.e2[:ne]])
     lo, hi = math.log(0.2), math.log(30.0)  # 1.25 < beta < 31
     p[0] = min(max(p[0], lo), hi)
     r, P, f, cost = evaluate(p)
