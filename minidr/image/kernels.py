@@ -231,6 +231,61 @@ def circle_rect_overlap(x0, x1, y0, y1, r):
     return area
 
 
+@njit(inline="always")
+def _aperture_sum(image, variance, mask, x, y, r, excl_bits, flag_bits_mask, edge_flag, wbox, iy0, ix0):
+    """Exact-circle aperture of radius ``r`` [pixels] at (x, y): (sum w d [e-], sum w^2 v
+    [e-^2], sum w [pixel^2], flags), w the pixel/circle overlap areas; masked (``excl_bits``)
+    and non-finite pixels left out, mask bits mapped to flags by ``flag_bits_mask``, pixels
+    off the image flag ``edge_flag``. When ``wbox`` is not empty, each used pixel's weight is
+    stored at ``wbox[yy - iy0, xx - ix0]``."""
+    ny, nx = image.shape
+    nbits = flag_bits_mask.shape[0]
+    record = wbox.shape[0] > 0
+    ix0a = int(math.floor(x - r + 0.5))
+    ix1a = int(math.floor(x + r + 0.5))
+    iy0a = int(math.floor(y - r + 0.5))
+    iy1a = int(math.floor(y + r + 0.5))
+    rin = r - 0.7072
+    rout = r + 0.7072
+    f = 0.0
+    v = 0.0
+    a = 0.0
+    fl = 0
+    for yy in range(iy0a, iy1a + 1):
+        dy = yy - y
+        for xx in range(ix0a, ix1a + 1):
+            dx = xx - x
+            d2 = dx * dx + dy * dy
+            if d2 >= rout * rout:
+                continue
+            if rin > 0 and d2 <= rin * rin:
+                w = 1.0
+            else:
+                w = circle_rect_overlap(dx - 0.5, dx + 0.5, dy - 0.5, dy + 0.5, r)
+            if w <= 0.0:
+                continue
+            if yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                fl |= edge_flag
+                continue
+            m = mask[yy, xx]
+            if m != 0:
+                for b in range(nbits):
+                    if m & (1 << b):
+                        fl |= flag_bits_mask[b]
+            if m & excl_bits:
+                continue
+            d = image[yy, xx]
+            vv = variance[yy, xx]
+            if not (math.isfinite(d) and math.isfinite(vv)):
+                continue
+            f += w * d
+            v += w * w * vv
+            a += w
+            if record:
+                wbox[yy - iy0, xx - ix0] = w
+    return f, v, a, fl
+
+
 @njit(parallel=True)
 def aperture_flux_kernel(image, variance, mask, xs, ys, radius, excl_bits,
                          flag_bits_mask, edge_flag):
@@ -241,56 +296,14 @@ def aperture_flux_kernel(image, variance, mask, xs, ys, radius, excl_bits,
     covered area [pixel^2] and flags. ``radius`` is an array (one per source) [pixels].
     """
     n = xs.shape[0]
-    ny, nx = image.shape
     flux = np.zeros(n)
     ferr = np.zeros(n)
     area = np.zeros(n)
     flags = np.zeros(n, dtype=np.int32)
-    nbits = flag_bits_mask.shape[0]
+    no_weights = np.zeros((0, 0))
     for i in prange(n):
-        x = xs[i]
-        y = ys[i]
-        r = radius[i]
-        ix0 = int(math.floor(x - r + 0.5))
-        ix1 = int(math.floor(x + r + 0.5))
-        iy0 = int(math.floor(y - r + 0.5))
-        iy1 = int(math.floor(y + r + 0.5))
-        rin = r - 0.7072
-        rout = r + 0.7072
-        f = 0.0
-        v = 0.0
-        a = 0.0
-        fl = 0
-        for yy in range(iy0, iy1 + 1):
-            dy = yy - y
-            for xx in range(ix0, ix1 + 1):
-                dx = xx - x
-                d2 = dx * dx + dy * dy
-                if d2 >= rout * rout:
-                    continue
-                if rin > 0 and d2 <= rin * rin:
-                    w = 1.0
-                else:
-                    w = circle_rect_overlap(dx - 0.5, dx + 0.5, dy - 0.5, dy + 0.5, r)
-                if w <= 0.0:
-                    continue
-                if yy < 0 or yy >= ny or xx < 0 or xx >= nx:
-                    fl |= edge_flag
-                    continue
-                m = mask[yy, xx]
-                if m != 0:
-                    for b in range(nbits):
-                        if m & (1 << b):
-                            fl |= flag_bits_mask[b]
-                if m & excl_bits:
-                    continue
-                d = image[yy, xx]
-                vv = variance[yy, xx]
-                if not (math.isfinite(d) and math.isfinite(vv)):
-                    continue
-                f += w * d
-                v += w * w * vv
-                a += w
+        f, v, a, fl = _aperture_sum(image, variance, mask, xs[i], ys[i], radius[i], excl_bits, flag_bits_mask,
+                                    edge_flag, no_weights, 0, 0)
         flux[i] = f
         ferr[i] = math.sqrt(v)
         area[i] = a
@@ -606,41 +619,8 @@ def neighbour_photometry_kernel(image, variance, mask, xs, ys, stamps, radius, g
         iy0 = math.floor(y - ra + 0.5)
         iy1 = math.floor(y + ra + 0.5)
         wbox = np.zeros((iy1 - iy0 + 1, ix1 - ix0 + 1))
-        rin = ra - 0.7072
-        rout = ra + 0.7072
-        f = 0.0
-        vv = 0.0
-        fl = 0
-        for yy in range(iy0, iy1 + 1):
-            dy = yy - y
-            for xx in range(ix0, ix1 + 1):
-                dx = xx - x
-                d2 = dx * dx + dy * dy
-                if d2 >= rout * rout:
-                    continue
-                if rin > 0 and d2 <= rin * rin:
-                    w = 1.0
-                else:
-                    w = circle_rect_overlap(dx - 0.5, dx + 0.5, dy - 0.5, dy + 0.5, ra)
-                if w <= 0.0:
-                    continue
-                if yy < 0 or yy >= ny or xx < 0 or xx >= nx:
-                    fl |= edge_flag
-                    continue
-                m = mask[yy, xx]
-                if m != 0:
-                    for b in range(nbits):
-                        if m & (1 << b):
-                            fl |= flag_bits_mask[b]
-                if m & excl_bits:
-                    continue
-                d = image[yy, xx]
-                v = variance[yy, xx]
-                if not (math.isfinite(d) and math.isfinite(v)):
-                    continue
-                f += w * d
-                vv += w * w * v
-                wbox[yy - iy0, xx - ix0] = w
+        f, vv, _, fl = _aperture_sum(image, variance, mask, x, y, ra, excl_bits, flag_bits_mask, edge_flag,
+                                     wbox, iy0, ix0)
         af[i] = f
         av[i] = vv
         aflags[i] = fl
