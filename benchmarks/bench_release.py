@@ -21,33 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
+from bench_import import make_table  # the same Source-like rows as the import benchmark
 
-from minidr.release import schema as S
 from minidr.release.writer import write_hats_catalog
-
-
-def make_table(n: int, seed: int = 0) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    cols = []
-    for f in S.SOURCE_SCHEMA:
-        if f.name == S.HEALPIX_COLUMN:
-            continue
-        if f.name == "ra":
-            a = rng.uniform(100, 110, n)
-        elif f.name == "dec":
-            a = rng.uniform(-5, 5, n)
-        elif f.name == "band":
-            a = pa.array(rng.choice(["g", "r", "i"], n))
-        elif f.name in ("sourceId",):
-            a = rng.permutation(n).astype(np.int64)
-        elif pa.types.is_integer(f.type):
-            a = rng.integers(0, 5000, n).astype(f.type.to_pandas_dtype())
-        else:
-            a = rng.normal(100, 10, n)
-        cols.append(pa.array(a, type=f.type))
-    return pa.Table.from_arrays(cols, schema=pa.schema([f for f in S.SOURCE_SCHEMA if f.name != S.HEALPIX_COLUMN]))
 
 
 def main() -> None:
