@@ -4,13 +4,21 @@
                                                 [--partition-rows 500000] [--format parquet|csv]
 
 Writes a Source-like input file (the release Source schema, random values, positions in a
-10x10 deg field, rows in random order), then
-  * plain   times pyarrow's Parquet writer (zstd, one file) writing the same rows, in the
-            1M-row chunks they are generated in: pyarrow's plain write rate;
+10x10 deg field, rows in random order), then times two references on the same rows, in the
+1M-row chunks they are generated in, each computing ``_healpix_29`` (the release's
+``healpix29``) and writing it as the first column, with the codec (zstd, at its default
+level) and the row group size (``release.row_group_rows``, 20000) of the release files:
+  * plain   pyarrow's plain Parquet write (``pq.ParquetWriter``, pyarrow's defaults
+            otherwise: dictionary encoding tried on every column, statistics of every
+            column): the reference of issue 6;
+  * same-options  the write with the release writer's own options (dictionary only for
+            strings, footer statistics only for ``_healpix_29``, positions and the id):
+            the files the import writes, minus the reading, checking, sorting and
+            partitioning;
   * import  runs ``import_table`` in a child process once per ``--memory-mb`` budget
             (a small budget forces the spill + group passes), and reports its wall and CPU
-            time, rows/s, the ratios to the plain write (wall and CPU; >= 1 means at least
-            as fast) and the child's peak resident memory (``ru_maxrss``), with the bytes
+            time, rows/s, the ratios to both references (wall and CPU; >= 1 means at
+            least as fast) and the child's peak resident memory (``ru_maxrss``), with the bytes
             spilled. The import's CPU time includes its threads (input decoding ahead,
             partition writes, checksums); the plain write is one thread.
 """
@@ -32,7 +40,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from minidr.config import ReleaseConfig
 from minidr.release import schema as S
+from minidr.release.partition import healpix29
+from minidr.release.writer import _write_options
 
 CHILD = r"""
 import json, resource, sys, time
@@ -91,9 +102,10 @@ def main(argv=None) -> None:
         # the input and the plain write are made chunk by chunk: the benchmark itself stays small
         chunk = 1_000_000
         src = tmp / f"input.{args.format}"
-        plain = plain_cpu = 0.0
+        cfg = ReleaseConfig()  # what Repo.create writes: the import's codec and row group size
+        ref = {"plain": [0.0, 0.0, None], "same-options": [0.0, 0.0, None]}
         mem_mb = 0.0
-        writer = plain_writer = None
+        writer = None
         for i, start in enumerate(range(0, args.rows, chunk)):
             table = make_table(min(chunk, args.rows - start), seed=i, first_id=start)
             mem_mb += table.nbytes / 2**20
@@ -103,22 +115,37 @@ def main(argv=None) -> None:
             else:
                 with open(src, "ab") as fh:
                     pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(include_header=(i == 0)))
-            t0, c0 = time.perf_counter(), time.process_time()
-            plain_writer = plain_writer or pq.ParquetWriter(tmp / "plain.parquet", table.schema, compression="zstd")
-            plain_writer.write_table(table)
-            plain += time.perf_counter() - t0
-            plain_cpu += time.process_time() - c0
+            for kind, acc in ref.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                hp = healpix29(table["ra"].to_numpy(), table["dec"].to_numpy())
+                rows = table.add_column(0, S.healpix_field(), pa.array(hp))
+                if acc[2] is None:
+                    if kind == "plain":
+                        options = {"compression": cfg.compression}
+                    else:
+                        options = _write_options(rows.schema, cfg.row_group_rows, cfg.compression,
+                                                 stats_columns=(S.HEALPIX_COLUMN, "ra", "dec", "sourceId"))
+                        for k in ("row_group_size", "sorting_columns"):  # per write; these rows are not sorted
+                            options.pop(k)
+                    acc[2] = pq.ParquetWriter(tmp / f"{kind}.parquet", rows.schema, **options)
+                acc[2].write_table(rows, row_group_size=cfg.row_group_rows)
+                acc[0] += time.perf_counter() - t0
+                acc[1] += time.process_time() - c0
+                del rows, hp
             del table
-        t0, c0 = time.perf_counter(), time.process_time()
-        plain_writer.close()
-        plain += time.perf_counter() - t0
-        plain_cpu += time.process_time() - c0
+        for acc in ref.values():
+            t0, c0 = time.perf_counter(), time.process_time()
+            acc[2].close()
+            acc[0] += time.perf_counter() - t0
+            acc[1] += time.process_time() - c0
         if writer is not None:
             writer.close()
         in_mb = src.stat().st_size / 2**20
         print(f"rows {args.rows:,}  input {args.format} {in_mb:.0f} MiB  (in memory {mem_mb:.0f} MiB)  cpus {os.cpu_count()}")
-        print(f"plain pyarrow Parquet write zstd: {plain:6.2f} s  {plain_cpu:6.2f} s CPU  "
-              f"{args.rows / plain / 1e6:6.2f} M rows/s")
+        for kind, (wall, cpu, _) in ref.items():
+            print(f"{kind + ' Parquet write + _healpix_29':40s}: {wall:6.2f} s  {cpu:6.2f} s CPU  "
+                  f"{args.rows / wall / 1e6:6.2f} M rows/s  ({cfg.compression}, row groups {cfg.row_group_rows})")
+        (plain, plain_cpu, _), (same, same_cpu, _) = ref["plain"], ref["same-options"]
         from minidr.repository import Repo
 
         repo = Repo.create(tmp / "repo").path
@@ -129,7 +156,8 @@ def main(argv=None) -> None:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"import --memory {mb:5d} MiB: {r['seconds']:6.2f} s  {r['cpu']:6.2f} s CPU"
                   f"  {args.rows / r['seconds'] / 1e6:6.2f} M rows/s"
-                  f"  ratio {plain / r['seconds']:.2f} wall, {plain_cpu / r['cpu']:.2f} CPU"
+                  f"  ratio to plain {plain / r['seconds']:.2f} wall, {plain_cpu / r['cpu']:.2f} CPU;"
+                  f" to same-options {same / r['seconds']:.2f} wall, {same_cpu / r['cpu']:.2f} CPU"
                   f"  peak RSS {r['maxrss_kib'] / 2**20:.2f} GiB"
                   f"  spilled {r['spilled'] / 2**20:.0f} MiB  partitions {r['partitions']}")
             shutil.rmtree(repo / "releases" / f"B{i}", ignore_errors=True)
