@@ -111,7 +111,7 @@ def test_multi_extension_round_trip(tmp_path, compress, suffix):
     raw = read_raw(p)
     assert len(raw.amp_pixels) == 2
     for i, arr in enumerate(raw.amp_pixels):
-        assert arr.dtype == np.int32 and arr.shape == (20, 20)
+        assert arr.dtype == np.uint16 and arr.shape == (20, 20)  # BITPIX 16, BZERO 32768
         np.testing.assert_array_equal(arr, amp_pixels(i, 20, 20))  # as stored: not flipped
 
 
@@ -134,8 +134,38 @@ def test_bitpix32_and_unsigned16(tmp_path):
     with fits.open(p16) as hl:
         assert hl[1].header["BZERO"] == 32768
     arr = read_raw(p16).amp_pixels[0]
-    assert arr.max() > 32767
+    assert arr.max() > 32767 and arr.dtype == np.uint16
     np.testing.assert_array_equal(arr, amp_pixels(0, 20, 20, 58000))
+    assert read_raw(p32).amp_pixels[1].dtype == np.int32
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.int32])
+def test_plain_read_matches_fitsio(tmp_path, dtype):
+    """The direct read of uncompressed HDUs gives fitsio's values (signed, unsigned via
+    BZERO, negative, extreme) in native byte order."""
+    import fitsio
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(4)
+    vals = [rng.integers(max(info.min, -70000), min(info.max, 70000), (20, 20), endpoint=True).astype(dtype)
+            for _ in range(2)]
+    vals[0][0, :2] = [info.min, info.max]
+    p = make_raw(tmp_path / "d.fits", bitpix=16)
+    with fits.open(p) as hl:
+        hdus = [hl[0].copy()] + [fits.ImageHDU(v, header=h.header.copy()) for v, h in zip(vals, hl[1:])]
+        for h in hdus[1:]:
+            for k in ("BZERO", "BSCALE"):
+                h.header.pop(k, None)
+    q = tmp_path / "e.fits"
+    fits.HDUList([fits.PrimaryHDU(header=hdus[0].header)] + [fits.ImageHDU(v, header=h.header) for v, h in
+                                                             zip(vals, hdus[1:])]).writeto(q)
+    raw = read_raw(q)
+    with fitsio.FITS(str(q)) as fh:
+        for amp, arr, v in zip(raw.info.amps, raw.amp_pixels, vals):
+            ref = fh[amp.hdu].read()
+            assert arr.dtype == np.dtype(dtype) and arr.dtype.isnative and arr.flags.c_contiguous
+            np.testing.assert_array_equal(arr, ref)
+            np.testing.assert_array_equal(arr, v)
 
 
 def test_detsec_offset_in_mosaic_is_shifted_to_origin(tmp_path):

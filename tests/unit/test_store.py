@@ -105,3 +105,29 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path):
     write_master(m, MasterCalib("bias", 1, None, z, np.zeros((64, 64), np.uint16), ()))
     with pytest.raises(InputError, match="MDRTYPE"):
         read_calexp(m)
+
+
+def test_master_image_plain_and_old_compressed_masters_still_read(tmp_path):
+    """Masters are written with an uncompressed IMAGE; a master written the old way
+    (GZIP_2 tile-compressed IMAGE) reads back the same."""
+    from astropy.io import fits
+
+    from minidr.repo import store
+
+    rng = np.random.default_rng(3)
+    img = rng.normal(1.0, 0.01, (70, 50)).astype(np.float32)
+    mask = (rng.random((70, 50)) < 0.05).astype(np.uint16) * np.uint16(MaskBit.BAD)
+    m = MasterCalib("flat", 2, "r", img, mask, ("x.fits",))
+    p = tmp_path / "new.fits"
+    write_master(p, m)
+    with fits.open(p) as hl:
+        assert type(hl["IMAGE"]) is fits.ImageHDU and isinstance(hl["MASK"], fits.CompImageHDU)
+    old = tmp_path / "old.fits"
+    hdr = fits.Header({"MDRTYPE": "master", "KIND": "flat", "DETECTOR": 2, "BAND": "r", "NINPUTS": 1,
+                       "INPUTS": '["x.fits"]'})
+    store._write(old, [fits.PrimaryHDU(header=hdr), store._float_hdu(img, "IMAGE", None, (64, 50)),
+                       store._mask_hdu(mask, "MASK", (64, 50))])
+    for path in (p, old):
+        r = read_master(path)
+        assert np.array_equal(r.image, img) and np.array_equal(r.mask, mask)
+        assert (r.kind, r.detector, r.band, r.inputs) == ("flat", 2, "r", ("x.fits",))
