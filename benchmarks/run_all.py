@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("bench_simulate.py", ["--repeat", "2"], []),
     ("bench_isr.py", ["--repeat", "3"], []),
     ("bench_image.py", [], []),
+    ("bench_detect.py", [], []),
     ("bench_associate.py", ["--sizes", "1000000"], []),
     ("bench_release.py", ["--rows", "2000000"], []),
     ("bench_query.py", ["--n", "5000000"], ["--n", "50000000"]),

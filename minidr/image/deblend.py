@@ -6,6 +6,10 @@ joined by union-find; where two branches meet, the lower one becomes a separate 
 its prominence above the saddle exceeds ``cfg.deblend_nsigma`` sigma of the smoothed noise
 and its flux above the saddle exceeds ``cfg.deblend_contrast`` of the footprint's total.
 Children of footprints with 2+ peaks are flagged BLENDED; parents never enter the catalogue.
+
+Each footprint is its own tree (:func:`detect_kernels.persistence_runs`, one footprint per
+thread, on the footprint's runs and bounding box): no full-frame work besides finding the
+runs, and no global sort.
 """
 
 from __future__ import annotations
@@ -16,23 +20,30 @@ from ..config import DetectionConfig
 from . import detect_kernels as dk
 
 
+def deblend_runs(smoothed, runs, n_labels, variance, rms, knorm: float,
+                 cfg: DetectionConfig = DetectionConfig()):
+    """Peaks kept by the deblender from labelled runs ``(start, x0, x1, label)`` (see
+    :mod:`detect_kernels`; labels 1..n_labels, each an 8-connected component): (flat index
+    int64, label int32) arrays in decreasing smoothed value, ties in raster order."""
+    start, x0, x1, lab = runs
+    flat, plab = dk.persistence_runs(smoothed, start, x0, x1, lab, int(n_labels), variance, rms,
+                                     float(knorm), float(cfg.deblend_nsigma), float(cfg.deblend_contrast))
+    o = np.argsort(flat)
+    flat, plab = flat[o], plab[o]
+    o = np.argsort(-smoothed.ravel()[flat], kind="stable")
+    return flat[o], plab[o]
+
+
 def deblend_peaks(smoothed, core_labels, n_labels, variance, rms, knorm: float,
                   cfg: DetectionConfig = DetectionConfig()):
     """Peaks kept by the deblender: (y, x) int64 arrays, in decreasing smoothed value.
 
     ``smoothed`` is the matched-filtered image, ``core_labels`` its above-threshold
-    connected components (1..n_labels), ``variance``/``rms`` per-pixel noise [e^2, e-] of
-    the unsmoothed image and ``knorm`` the noise gain of the filter (sum of squared kernel
-    weights) so that the smoothed noise is ``knorm * sqrt(variance)``.
+    connected components (1..n_labels, as :func:`detect_kernels.label8` gives), ``variance``/``rms``
+    per-pixel noise [e^2, e-] of the unsmoothed image and ``knorm`` the noise gain of the
+    filter (sum of squared kernel weights) so that the smoothed noise is ``knorm * sqrt(variance)``.
     """
-    flat = np.flatnonzero(core_labels.ravel())
-    if flat.size == 0:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e
-    vals = smoothed.ravel()[flat]
-    order = flat[np.argsort(-vals, kind="stable")].astype(np.int64)
-    _, total, _, _, _ = dk.label_stats(core_labels, n_labels, smoothed)
-    peaks = dk.persistence_peaks(smoothed, core_labels, order, total, variance, rms, float(knorm),
-                                 float(cfg.deblend_nsigma), float(cfg.deblend_contrast))
+    runs = dk.label_row_runs(np.ascontiguousarray(core_labels, dtype=np.int32))
+    flat, _ = deblend_runs(smoothed, runs, n_labels, variance, rms, knorm, cfg)
     nx = smoothed.shape[1]
-    return peaks // nx, peaks % nx
+    return flat // nx, flat % nx

@@ -18,7 +18,7 @@ from ..config import DetectionConfig
 from ..products import MaskBit
 from . import detect_kernels as dk
 from .background import gaussian_kernel1d
-from .deblend import deblend_peaks
+from .deblend import deblend_runs
 
 #: pixels set to the background level (0) before filtering
 CLEAN_BITS = int(MaskBit.BAD | MaskBit.HOT | MaskBit.NO_DATA)
@@ -53,7 +53,7 @@ def detect_sources(image_bgsub, variance, mask, rms, fwhm: float,
     image_bgsub = np.ascontiguousarray(image_bgsub, dtype=np.float32)
     ny, nx = image_bgsub.shape
     if mask is None:
-        mask = np.zeros((ny, nx), dtype=np.uint16)
+        mask = np.zeros((1, 1), dtype=np.uint16)  # no mask (see dk.smooth_threshold)
     mask = np.ascontiguousarray(mask, dtype=np.uint16)
     rms = np.ascontiguousarray(rms, dtype=np.float32)
     if variance is None:
@@ -61,30 +61,36 @@ def detect_sources(image_bgsub, variance, mask, rms, fwhm: float,
     variance = np.ascontiguousarray(variance, dtype=np.float32)
     k = gaussian_kernel1d(max(fwhm, 0.5) / 2.3548, 3.5)
     knorm = float((k * k).sum())
-    clean = dk.clean_image(image_bgsub, mask, CLEAN_BITS)
-    sm = dk.convolve_separable(clean, k)
-    core = dk.threshold_map(sm, rms, cfg.threshold * knorm)
-    labels, n = dk.label8(core)
-    npix, _, _, _, _ = dk.label_stats(labels, n, sm)
+    # matched filter and threshold in one pass; footprints as horizontal runs
+    sm, core = dk.smooth_threshold(image_bgsub, mask, CLEAN_BITS, k, rms, cfg.threshold * knorm, True)
+    start, x0, x1 = dk.row_runs(core)
+    del core
+    lab, n = dk.label_runs(start, x0, x1)
+    npix, _ = dk.run_stats(start, x0, x1, lab, n, sm)
     keep = npix >= cfg.min_pixels
     keep[0] = False
     if not keep[1:].all():
-        core = dk.keep_labels(labels, keep)
-        labels, n = dk.label8(core)
-        npix, _, _, _, _ = dk.label_stats(labels, n, sm)
-    py, px = deblend_peaks(sm, labels, n, variance, rms, knorm, cfg)
+        start, x0, x1, lab, n = dk.select_runs(start, x0, x1, lab, keep)
+        npix = npix[np.flatnonzero(keep)]
+        npix = np.concatenate([np.zeros(1, np.int64), npix])
+    flat, plab = deblend_runs(sm, (start, x0, x1, lab), n, variance, rms, knorm, cfg)
+    py, px = flat // nx, flat % nx
     grow = int(math.ceil(cfg.grow * fwhm))
-    grown = dk.dilate_disk(core, grow) if grow > 0 else core
-    flabels, nf = dk.label8(grown)
+    if grow > 0:
+        gstart, gx0, gx1 = dk.row_runs(dk.grow_runs(ny, nx, start, x0, x1, grow))
+        glab, nf = dk.label_runs(gstart, gx0, gx1)
+        flabels = dk.paint_runs(ny, nx, gstart, gx0, gx1, glab)
+    else:
+        flabels, nf = dk.paint_runs(ny, nx, start, x0, x1, lab), n
     m = cfg.edge_margin
     if m > 0:
         ok = (px >= m) & (px < nx - m) & (py >= m) & (py < ny - m)
-        py, px = py[ok], px[ok]
+        py, px, plab = py[ok], px[ok], plab[ok]
     fp = flabels[py, px].astype(np.int64) - 1
     counts = np.bincount(fp, minlength=max(nf, 1)) if fp.size else np.zeros(max(nf, 1), np.int64)
     pk = sm[py, px].astype(np.float64)
     sig = pk / (knorm * rms[py, px])
     return Detections(x=px.astype(np.int64), y=py.astype(np.int64), peak=pk, significance=sig,
-                      core=labels[py, px].astype(np.int64), footprint=fp,
-                      npix=npix[labels[py, px]].astype(np.int64), nchild=counts[fp] if fp.size else fp,
+                      core=plab.astype(np.int64), footprint=fp,
+                      npix=npix[plab].astype(np.int64), nchild=counts[fp] if fp.size else fp,
                       footprints=flabels, fwhm=float(fwhm))

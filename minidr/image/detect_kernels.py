@@ -1,8 +1,14 @@
-"""Numba kernels of detection: cleaning masked pixels, separable convolution, thresholding,
-connected-component labelling, disk dilation and the persistence (multi-threshold)
-deblender. The background's kernels are in :mod:`minidr.image.background_kernels`.
+"""Numba kernels of detection: cleaning masked pixels, the separable matched filter (fused
+with cleaning and thresholding), connected components of horizontal pixel runs, footprint
+growing by a disk, and the persistence (multi-threshold) deblender, one footprint at a time.
+The background's kernels are in :mod:`minidr.image.background_kernels`.
 
 Pure functions on arrays; arrays indexed ``[y, x]``, pixel centres at integers.
+
+Runs: a binary image is held as its horizontal runs of set pixels, in raster order:
+``start`` (int64, ny + 1: the runs of row y are ``start[y]:start[y + 1]``), ``x0`` and
+``x1`` (int32, first and last column, inclusive). Costs scale with the number of runs, not
+of pixels; only the matched-filtered image and the output label images are full-frame.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ import math
 import numpy as np
 
 from minidr._jit import njit, prange
+
+#: rows of one block of the fused filter (its row-pass buffer is 2 * half-width rows more)
+_STRIP = 64
 
 
 @njit(parallel=True)
@@ -29,33 +38,78 @@ def clean_image(image, mask, excl_bits):
 
 
 @njit(parallel=True)
+def smooth_threshold(image, mask, excl_bits, k, noise, factor, want_core):
+    """Matched filter: ``image`` convolved with the separable kernel ``k[:, None] * k[None, :]``
+    (odd length; outside the image counts as 0), and the map ``smoothed > factor * noise``.
+
+    Pixels that are not finite or (when ``mask`` has the image's shape; pass a (1, 1) array
+    for none) have any of ``excl_bits`` set count as 0. Row pass then column pass, in
+    blocks of ``_STRIP`` rows (one block per task, its row-pass buffer only), float64 sums
+    rounded to float32 after each pass. ``noise`` (per-pixel, e.g. the background rms [e-])
+    is read only when ``want_core``. Returns (smoothed float32, core bool; (1, 1) when not
+    ``want_core``).
+    """
+    ny, nx = image.shape
+    h = k.shape[0] // 2
+    nk = 2 * h + 1
+    use_mask = mask.shape[0] == ny and mask.shape[1] == nx
+    sm = np.empty((ny, nx), dtype=np.float32)
+    core = np.zeros((ny, nx) if want_core else (1, 1), dtype=np.bool_)
+    nstrip = (ny + _STRIP - 1) // _STRIP
+    for s in prange(nstrip):
+        y0 = s * _STRIP
+        y1 = min(ny, y0 + _STRIP)
+        r0 = max(0, y0 - h)
+        r1 = min(ny, y1 + h)
+        tmp = np.empty((r1 - r0, nx), dtype=np.float32)
+        buf = np.zeros(nx + 2 * h, dtype=np.float64)
+        acc = np.empty(nx, dtype=np.float64)
+        for yy in range(r0, r1):
+            for x in range(nx):
+                v = image[yy, x]
+                if not math.isfinite(v):
+                    v = 0.0
+                buf[x + h] = v
+            if use_mask:
+                for x in range(nx):
+                    if mask[yy, x] & excl_bits:
+                        buf[x + h] = 0.0
+            acc[:] = 0.0
+            for j in range(nk):
+                kj = k[j]
+                for x in range(nx):
+                    acc[x] += kj * buf[x + j]
+            t = tmp[yy - r0]
+            for x in range(nx):
+                t[x] = acc[x]
+        for y in range(y0, y1):
+            acc[:] = 0.0
+            for j in range(nk):
+                yy = y + j - h
+                if yy < 0 or yy >= ny:
+                    continue
+                kj = k[j]
+                t = tmp[yy - r0]
+                for x in range(nx):
+                    acc[x] += kj * t[x]
+            o = sm[y]
+            for x in range(nx):
+                o[x] = acc[x]
+            if want_core:
+                c = core[y]
+                nz = noise[y]
+                for x in range(nx):
+                    c[x] = o[x] > factor * nz[x]
+    return sm, core
+
+
 def convolve_separable(image, k):
     """Convolve a float32 image with the separable kernel ``k[:, None] * k[None, :]``
     (odd length); outside the image counts as 0. Returns float32."""
-    ny, nx = image.shape
-    h = k.shape[0] // 2
-    tmp = np.empty((ny, nx), dtype=np.float32)
-    for y in prange(ny):
-        for x in range(nx):
-            acc = 0.0
-            lo = max(0, h - x)
-            hi = min(2 * h + 1, nx - x + h)
-            for j in range(lo, hi):
-                acc += k[j] * image[y, x + j - h]
-            tmp[y, x] = acc
-    out = np.empty((ny, nx), dtype=np.float32)
-    for y in prange(ny):
-        row = np.zeros(nx, dtype=np.float64)
-        for j in range(2 * h + 1):
-            yy = y + j - h
-            if yy < 0 or yy >= ny:
-                continue
-            kj = k[j]
-            for x in range(nx):
-                row[x] += kj * tmp[yy, x]
-        for x in range(nx):
-            out[y, x] = row[x]
-    return out
+    none = np.zeros((1, 1), dtype=np.uint16)
+    sm, _ = smooth_threshold(np.ascontiguousarray(image, dtype=np.float32), none, 0,
+                             np.asarray(k, dtype=np.float64), np.zeros((1, 1), np.float32), 0.0, False)
+    return sm
 
 
 @njit(parallel=True)
@@ -69,7 +123,82 @@ def threshold_map(smoothed, rms, factor):
     return out
 
 
-# --- labelling --------------------------------------------------------------------------------
+# --- runs and labelling -------------------------------------------------------------------------
+
+
+@njit(parallel=True)
+def row_runs(binary):
+    """Horizontal runs of True pixels of a boolean image: (start int64 (ny + 1), x0, x1
+    int32, inclusive), in raster order."""
+    ny, nx = binary.shape
+    cnt = np.zeros(ny + 1, dtype=np.int64)
+    for y in prange(ny):
+        c = 0
+        prev = False
+        row = binary[y]
+        for x in range(nx):
+            b = row[x]
+            c += b and not prev
+            prev = b
+        cnt[y + 1] = c
+    start = np.cumsum(cnt)
+    x0 = np.empty(start[ny], dtype=np.int32)
+    x1 = np.empty(start[ny], dtype=np.int32)
+    for y in prange(ny):
+        if cnt[y + 1] == 0:
+            continue
+        j = start[y]
+        row = binary[y]
+        x = 0
+        while x < nx:
+            if row[x]:
+                s = x
+                while x < nx and row[x]:
+                    x += 1
+                x0[j] = s
+                x1[j] = x - 1
+                j += 1
+            else:
+                x += 1
+    return start, x0, x1
+
+
+@njit(parallel=True)
+def label_row_runs(labels):
+    """Runs of equal non-zero labels of a label image: (start, x0, x1, label int32)."""
+    ny, nx = labels.shape
+    cnt = np.zeros(ny + 1, dtype=np.int64)
+    for y in prange(ny):
+        c = 0
+        prev = 0
+        row = labels[y]
+        for x in range(nx):
+            v = row[x]
+            if v != 0 and v != prev:
+                c += 1
+            prev = v
+        cnt[y + 1] = c
+    start = np.cumsum(cnt)
+    x0 = np.empty(start[ny], dtype=np.int32)
+    x1 = np.empty(start[ny], dtype=np.int32)
+    lab = np.empty(start[ny], dtype=np.int32)
+    for y in prange(ny):
+        j = start[y]
+        row = labels[y]
+        x = 0
+        while x < nx:
+            v = row[x]
+            if v != 0:
+                s = x
+                while x < nx and row[x] == v:
+                    x += 1
+                x0[j] = s
+                x1[j] = x - 1
+                lab[j] = v
+                j += 1
+            else:
+                x += 1
+    return start, x0, x1, lab
 
 
 @njit
@@ -81,62 +210,142 @@ def _find(parent, i):
 
 
 @njit
-def label8(binary):
-    """8-connected components of a boolean image: (labels int32 with 1..n, n).
-
-    Two-pass union-find; labels are numbered in raster order of their first pixel."""
-    ny, nx = binary.shape
-    labels = np.zeros((ny, nx), dtype=np.int32)
-    parent = np.zeros(ny * nx // 2 + 2, dtype=np.int32)
-    nxt = 1
-    for y in range(ny):
-        for x in range(nx):
-            if not binary[y, x]:
-                continue
-            best = 0
-            for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):
-                yy = y + dy
-                xx = x + dx
-                if yy < 0 or xx < 0 or xx >= nx:
-                    continue
-                l = labels[yy, xx]
-                if l == 0:
-                    continue
-                r = _find(parent, l)
-                if best == 0:
-                    best = r
-                elif r != best:
-                    if r < best:
-                        parent[best] = r
-                        best = r
-                    else:
-                        parent[r] = best
-            if best == 0:
-                if nxt >= parent.shape[0]:
-                    newp = np.zeros(parent.shape[0] * 2, dtype=np.int32)
-                    newp[: parent.shape[0]] = parent
-                    parent = newp
-                parent[nxt] = nxt
-                labels[y, x] = nxt
-                nxt += 1
+def label_runs(start, x0, x1):
+    """8-connected components of runs: (label int32 per run, 1..n, n), numbered in raster
+    order of their first pixel (as :func:`label8`)."""
+    ny = start.shape[0] - 1
+    nr = x0.shape[0]
+    parent = np.arange(nr).astype(np.int32)
+    for y in range(1, ny):
+        a = start[y]
+        a1 = start[y + 1]
+        b = start[y - 1]
+        b1 = start[y]
+        while a < a1 and b < b1:
+            # runs touch (8-connected) when they overlap after widening one by a pixel
+            if x1[b] + 1 < x0[a]:
+                b += 1
+            elif x1[a] + 1 < x0[b]:
+                a += 1
             else:
-                labels[y, x] = best
-    # compact numbering
-    remap = np.zeros(nxt, dtype=np.int32)
+                ra = _find(parent, a)
+                rb = _find(parent, b)
+                if ra < rb:
+                    parent[rb] = ra
+                elif rb < ra:
+                    parent[ra] = rb
+                if x1[a] < x1[b]:
+                    a += 1
+                else:
+                    b += 1
+    lab = np.empty(nr, dtype=np.int32)
     n = 0
-    for i in range(1, nxt):
+    for i in range(nr):
         r = _find(parent, i)
         if r == i:
             n += 1
-            remap[i] = n
-    for i in range(1, nxt):
-        remap[i] = remap[_find(parent, i)]
+            lab[i] = n
+        else:
+            lab[i] = lab[r]
+    return lab, n
+
+
+@njit(parallel=True)
+def paint_runs(ny, nx, start, x0, x1, lab):
+    """int32 label image (0 outside the runs) from labelled runs."""
+    out = np.zeros((ny, nx), dtype=np.int32)
+    for y in prange(ny):
+        for j in range(start[y], start[y + 1]):
+            v = lab[j]
+            for x in range(x0[j], x1[j] + 1):
+                out[y, x] = v
+    return out
+
+
+def label8(binary):
+    """8-connected components of a boolean image: (labels int32 with 1..n, n).
+
+    Union-find on horizontal runs; labels are numbered in raster order of their first pixel."""
+    binary = np.ascontiguousarray(binary, dtype=np.bool_)
+    start, x0, x1 = row_runs(binary)
+    lab, n = label_runs(start, x0, x1)
+    return paint_runs(binary.shape[0], binary.shape[1], start, x0, x1, lab), n
+
+
+@njit
+def select_runs(start, x0, x1, lab, keep):
+    """The runs whose label l has ``keep[l]``, relabelled 1..m in the same order, and m."""
+    ny = start.shape[0] - 1
+    newlab = np.zeros(keep.shape[0], dtype=np.int32)
+    m = 0
+    for l in range(1, keep.shape[0]):
+        if keep[l]:
+            m += 1
+            newlab[l] = m
+    nst = np.zeros(ny + 1, dtype=np.int64)
+    cnt = 0
     for y in range(ny):
-        for x in range(nx):
-            l = labels[y, x]
-            if l:
-                labels[y, x] = remap[l]
-    return labels, n
+        for j in range(start[y], start[y + 1]):
+            if newlab[lab[j]]:
+                cnt += 1
+        nst[y + 1] = cnt
+    nx0 = np.empty(cnt, dtype=np.int32)
+    nx1 = np.empty(cnt, dtype=np.int32)
+    nlab = np.empty(cnt, dtype=np.int32)
+    i = 0
+    for j in range(start[ny]):
+        v = newlab[lab[j]]
+        if v:
+            nx0[i] = x0[j]
+            nx1[i] = x1[j]
+            nlab[i] = v
+            i += 1
+    return nst, nx0, nx1, nlab, m
+
+
+@njit
+def run_stats(start, x0, x1, lab, n, values):
+    """Per label 1..n of labelled runs: pixel count and sum of ``values`` (float64, summed in
+    raster order, as :func:`label_stats`)."""
+    ny = start.shape[0] - 1
+    npix = np.zeros(n + 1, dtype=np.int64)
+    tot = np.zeros(n + 1, dtype=np.float64)
+    for y in range(ny):
+        for j in range(start[y], start[y + 1]):
+            l = lab[j]
+            npix[l] += x1[j] - x0[j] + 1
+            for x in range(x0[j], x1[j] + 1):
+                tot[l] += values[y, x]
+    return npix, tot
+
+
+@njit(parallel=True)
+def grow_runs(ny, nx, start, x0, x1, r):
+    """Boolean image of the runs dilated by a disk of radius r [pixels] (pixel centres
+    within r): a run of row y covers, in row y + dy, its columns widened by
+    floor(sqrt(r^2 - dy^2)) on each side."""
+    out = np.zeros((ny, nx), dtype=np.bool_)
+    half = np.empty(2 * r + 1, dtype=np.int64)
+    for dy in range(-r, r + 1):
+        w = int(math.sqrt(r * r - dy * dy))
+        while (w + 1) * (w + 1) + dy * dy <= r * r:
+            w += 1
+        while w * w + dy * dy > r * r:
+            w -= 1
+        half[dy + r] = w
+    for y in prange(ny):
+        row = out[y]
+        for dy in range(-r, r + 1):
+            yy = y + dy
+            if yy < 0 or yy >= ny:
+                continue
+            w = half[dy + r]
+            for j in range(start[yy], start[yy + 1]):
+                a = max(0, x0[j] - w)
+                b = min(nx - 1, x1[j] + w)
+                for x in range(a, b + 1):
+                    row[x] = True
+    return out
 
 
 @njit
@@ -163,142 +372,152 @@ def label_stats(labels, n, values):
     return npix, tot, pmax, py, px
 
 
-@njit(parallel=True)
-def keep_labels(labels, keep):
-    """Boolean image of the pixels whose label l has ``keep[l]``."""
-    ny, nx = labels.shape
-    out = np.zeros((ny, nx), dtype=np.bool_)
-    for y in prange(ny):
-        for x in range(nx):
-            l = labels[y, x]
-            if l and keep[l]:
-                out[y, x] = True
-    return out
-
-
-@njit(parallel=True)
-def dilate_disk(binary, r):
-    """Dilate a boolean image by a disk of radius r [pixels] (pixel centres within r)."""
-    ny, nx = binary.shape
-    big = r + 1
-    h = np.empty((ny, nx), dtype=np.int32)
-    for y in prange(ny):
-        d = big
-        for x in range(nx):
-            if binary[y, x]:
-                d = 0
-            elif d < big:
-                d += 1
-            h[y, x] = d
-        d = big
-        for x in range(nx - 1, -1, -1):
-            if binary[y, x]:
-                d = 0
-            elif d < big:
-                d += 1
-            if d < h[y, x]:
-                h[y, x] = d
-    out = np.zeros((ny, nx), dtype=np.bool_)
-    r2 = r * r
-    for y in prange(ny):
-        for x in range(nx):
-            for dy in range(-r, r + 1):
-                yy = y + dy
-                if yy < 0 or yy >= ny:
-                    continue
-                hv = h[yy, x]
-                if hv <= r and hv * hv + dy * dy <= r2:
-                    out[y, x] = True
-                    break
-    return out
-
-
 # --- deblending ---------------------------------------------------------------------------------
 
 
-@njit
-def persistence_peaks(smoothed, labels, order, total, variance, rms, knorm, nsig, contrast):
-    """Significant peaks of each footprint by a continuous multi-threshold tree.
+@njit(parallel=True)
+def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig, contrast):
+    """Significant peaks of each footprint (labelled runs, labels 1..n, each an 8-connected
+    component) by a continuous multi-threshold tree, one footprint per task.
 
-    Footprint pixels (``labels > 0``) are visited in decreasing ``smoothed`` value
-    (``order``: flat indices). Connected branches grow by union-find; when two or more
-    branches meet at level s, each branch whose peak is not the highest becomes a separate
-    child if its prominence (peak - s) is at least ``nsig`` times the smoothed noise at the
-    peak, ``knorm * sqrt(max(variance, rms^2))``, and its flux
-    (sum of smoothed values in the branch) at least ``contrast * total[label]``; either
-    way it then merges into the highest branch. The highest peak of each footprint is
-    always kept. Returns the flat indices of the kept peaks (in decreasing height).
+    A footprint's pixels are visited in decreasing ``smoothed`` value (ties in raster
+    order). Connected branches grow by union-find; when two or more branches meet at level
+    s, each branch whose peak is not the highest becomes a separate child if its prominence
+    (peak - s) is at least ``nsig`` times the smoothed noise at the peak,
+    ``knorm * sqrt(max(variance, rms^2))``, and its flux (sum of smoothed values in the
+    branch) at least ``contrast`` times the footprint's total (or its prominence twice
+    that); either way it then merges into the highest branch. The highest peak of each
+    footprint is always kept. Returns (flat index int64, label int32) of the kept peaks, by
+    footprint then decreasing height.
     """
     ny, nx = smoothed.shape
-    m = order.shape[0]
-    rank = np.full(ny * nx, -1, dtype=np.int32)
-    parent = np.empty(m, dtype=np.int32)
-    flux = np.empty(m, dtype=np.float64)
-    keep = np.zeros(m, dtype=np.bool_)
-    roots = np.empty(8, dtype=np.int32)
-    for k in range(m):
-        p = order[k]
-        y = p // nx
-        x = p - y * nx
-        rank[p] = k
-        parent[k] = k
-        flux[k] = smoothed[y, x]
-        nr = 0
-        for dy in (-1, 0, 1):
-            yy = y + dy
-            if yy < 0 or yy >= ny:
-                continue
-            for dx in (-1, 0, 1):
-                if dy == 0 and dx == 0:
-                    continue
-                xx = x + dx
-                if xx < 0 or xx >= nx:
-                    continue
-                q = rank[yy * nx + xx]
-                if q < 0:
-                    continue
-                r = _find(parent, q)
-                dup = False
-                for t in range(nr):
-                    if roots[t] == r:
-                        dup = True
-                        break
-                if not dup:
-                    roots[nr] = r
-                    nr += 1
-        if nr == 0:
+    nr = x0.shape[0]
+    # runs grouped by label, raster order kept within a label
+    rcount = np.zeros(n + 2, dtype=np.int64)
+    for j in range(nr):
+        rcount[lab[j] + 1] += 1
+    rstart = np.cumsum(rcount)
+    rorder = np.empty(nr, dtype=np.int64)
+    rrow = np.empty(nr, dtype=np.int32)
+    fill = rstart.copy()
+    for y in range(ny):
+        for j in range(start[y], start[y + 1]):
+            l = lab[j]
+            rorder[fill[l]] = j
+            rrow[fill[l]] = y
+            fill[l] += 1
+    npix = np.zeros(n + 1, dtype=np.int64)
+    for i in range(nr):
+        j = rorder[i]
+        npix[lab[j]] += x1[j] - x0[j] + 1
+    pstart = np.cumsum(npix)  # pixels of label l: pstart[l - 1]:pstart[l]
+    kept = np.zeros(pstart[n], dtype=np.int64)
+    nkept = np.zeros(n + 1, dtype=np.int64)
+    for l in prange(1, n + 1):
+        ra = rstart[l]
+        rb = rstart[l + 1]
+        m = npix[l]
+        if m == 0:
             continue
-        win = roots[0]
-        for t in range(1, nr):
-            if roots[t] < win:
-                win = roots[t]
-        level = smoothed[y, x]
-        lab = labels[y, x]
-        for t in range(nr):
-            r = roots[t]
-            if r == win:
+        ylo = rrow[ra]
+        yhi = rrow[rb - 1]
+        xlo = nx
+        xhi = -1
+        for i in range(ra, rb):
+            j = rorder[i]
+            xlo = min(xlo, x0[j])
+            xhi = max(xhi, x1[j])
+        bw = xhi - xlo + 1
+        pos = np.empty(m, dtype=np.int64)   # flat index in the bounding box
+        vals = np.empty(m, dtype=np.float32)
+        total = 0.0
+        p = 0
+        for i in range(ra, rb):
+            j = rorder[i]
+            y = rrow[i]
+            for x in range(x0[j], x1[j] + 1):
+                v = smoothed[y, x]
+                vals[p] = -v
+                pos[p] = (y - ylo) * bw + (x - xlo)
+                total += v
+                p += 1
+        order = np.argsort(vals, kind="mergesort")
+        rank = np.full(((yhi - ylo + 1), bw), -1, dtype=np.int32)
+        parent = np.empty(m, dtype=np.int32)
+        flux = np.empty(m, dtype=np.float64)
+        keep = np.zeros(m, dtype=np.bool_)
+        roots = np.empty(8, dtype=np.int32)
+        bh = yhi - ylo + 1
+        for k in range(m):
+            q0 = pos[order[k]]
+            ly = q0 // bw
+            lx = q0 - ly * bw
+            rank[ly, lx] = k
+            parent[k] = k
+            level = -vals[order[k]]
+            flux[k] = level
+            nr8 = 0
+            for dy in (-1, 0, 1):
+                yy = ly + dy
+                if yy < 0 or yy >= bh:
+                    continue
+                for dx in (-1, 0, 1):
+                    if dy == 0 and dx == 0:
+                        continue
+                    xx = lx + dx
+                    if xx < 0 or xx >= bw:
+                        continue
+                    q = rank[yy, xx]
+                    if q < 0:
+                        continue
+                    r = _find(parent, q)
+                    dup = False
+                    for t in range(nr8):
+                        if roots[t] == r:
+                            dup = True
+                            break
+                    if not dup:
+                        roots[nr8] = r
+                        nr8 += 1
+            if nr8 == 0:
                 continue
-            pr = order[r]
-            py = pr // nx
-            px = pr - py * nx
-            prom = smoothed[py, px] - level
-            sig = knorm * math.sqrt(max(variance[py, px], rms[py, px] * rms[py, px]))
-            if prom >= nsig * sig and (flux[r] >= contrast * total[lab] or prom >= 2.0 * nsig * sig):
-                keep[r] = True
-            parent[r] = win
-            flux[win] += flux[r]
-        parent[k] = win
-        flux[win] += flux[k]
-    nk = 0
-    for k in range(m):
-        if parent[k] == k:
-            keep[k] = True
-        if keep[k]:
-            nk += 1
-    out = np.empty(nk, dtype=np.int64)
-    j = 0
-    for k in range(m):
-        if keep[k]:
-            out[j] = order[k]
-            j += 1
-    return out
+            win = roots[0]
+            for t in range(1, nr8):
+                if roots[t] < win:
+                    win = roots[t]
+            for t in range(nr8):
+                r = roots[t]
+                if r == win:
+                    continue
+                pr = pos[order[r]]
+                py = pr // bw + ylo
+                px = pr - (pr // bw) * bw + xlo
+                prom = -vals[order[r]] - level
+                sig = knorm * math.sqrt(max(variance[py, px], rms[py, px] * rms[py, px]))
+                if prom >= nsig * sig and (flux[r] >= contrast * total or prom >= 2.0 * nsig * sig):
+                    keep[r] = True
+                parent[r] = win
+                flux[win] += flux[r]
+            parent[k] = win
+            flux[win] += flux[k]
+        c = 0
+        base = pstart[l - 1]
+        for k in range(m):
+            if parent[k] == k or keep[k]:
+                pr = pos[order[k]]
+                kept[base + c] = (pr // bw + ylo) * nx + (pr - (pr // bw) * bw + xlo)
+                c += 1
+        nkept[l] = c
+    tot = 0
+    for l in range(1, n + 1):
+        tot += nkept[l]
+    out = np.empty(tot, dtype=np.int64)
+    olab = np.empty(tot, dtype=np.int32)
+    i = 0
+    for l in range(1, n + 1):
+        base = pstart[l - 1]
+        for c in range(nkept[l]):
+            out[i] = kept[base + c]
+            olab[i] = l
+            i += 1
+    return out, olab

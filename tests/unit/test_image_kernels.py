@@ -146,12 +146,13 @@ def test_label8_matches_scipy():
 
 
 @pytest.mark.parametrize("r", [1, 3, 5])
-def test_dilate_disk_matches_scipy(r):
+def test_grow_runs_matches_scipy_disk_dilation(r):
     rng = np.random.default_rng(r)
     b = rng.uniform(size=(64, 90)) > 0.995
     yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
     ref = ndimage.binary_dilation(b, structure=(xx * xx + yy * yy <= r * r))
-    assert np.array_equal(dk.dilate_disk(b, r), ref)
+    start, x0, x1 = dk.row_runs(b)
+    assert np.array_equal(dk.grow_runs(b.shape[0], b.shape[1], start, x0, x1, r), ref)
 
 
 def test_convolve_separable_matches_scipy():
