@@ -585,7 +585,7 @@ def moffat_stamps_f32(alpha, beta, e1, e2, xs, ys, radius):
 
 @njit(parallel=True)
 def neighbour_photometry_kernel(image, variance, mask, xs, ys, stamps, radius, groups,
-                                nb_start, nb_idx, ap_radius, excl_bits, flag_bits_mask, edge_flag):
+                                nb_start, nb_idx, ap_radius, todo, excl_bits, flag_bits_mask, edge_flag):
     """PSF and aperture photometry of many sources with the overlaps of their neighbours'
     PSF models, from which blends and neighbour subtraction are solved algebraically.
 
@@ -605,6 +605,7 @@ def neighbour_photometry_kernel(image, variance, mask, xs, ys, stamps, radius, g
     its whole stamp), ``A = sum w_i P_j`` over i's aperture (w the exact overlap weights),
     and when ``groups[i] == groups[j]``: ``G = sum P_i P_j`` and ``H = sum P_i P_j v`` with
     both on their fit stamps (the normal equations of a simultaneous fit).
+    Only the sources ``todo`` (indices) are measured: the other rows stay 0 (NaN centre).
     """
     n = xs.shape[0]
     ny, nx = image.shape
@@ -625,7 +626,8 @@ def neighbour_photometry_kernel(image, variance, mask, xs, ys, stamps, radius, g
     av = np.zeros(n)
     aflags = np.zeros(n, dtype=np.int32)
     nbits = flag_bits_mask.shape[0]
-    for i in prange(n):
+    for t in prange(todo.shape[0]):
+        i = todo[t]
         cx = math.floor(xs[i] + 0.5)
         cy = math.floor(ys[i] + 0.5)
         # --- own PSF fit stamp

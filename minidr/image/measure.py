@@ -128,9 +128,10 @@ def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int
     neighbours' light removed. Being linear in the F_j, both are computed from the pair
     overlaps of the PSF models (:func:`kernels.neighbour_photometry_kernel`), never from a
     rendered image. Returns flux, err [e-] (times ``psf.apcorr``), PSF flags, sharpness,
-    aperture flux, its error [e-] and flags. ``cache`` (a dict) keeps the PSF stamps: those
-    of its ``"stamps"`` entry are reused for the first sources (the caller guarantees the
-    same positions and model), and it receives the stamps of all sources.
+    aperture flux, its error [e-] and flags. ``cache`` (a dict) keeps the PSF stamps and
+    the per-source and pair sums: those of its entries are reused for the first sources
+    (the caller guarantees the same positions and model), the sums except for sources with
+    a new neighbour; it receives those of all sources.
     """
     from scipy import sparse
 
@@ -147,16 +148,48 @@ def _photometry(image, variance, mask, psf, cx, cy, groups, rap, iterations: int
     stamps[:nold] = old[:nold] if nold else stamps[:0]
     stamps[nold:] = kernels.moffat_stamps_f32(alpha[nold:], beta[nold:], e1[nold:], e2[nold:], xs[nold:],
                                               ys[nold:], big)
-    if cache is not None:
-        cache["stamps"] = stamps
     icx = np.floor(xs + 0.5)
     icy = np.floor(ys + 0.5)
     reach = big + max(r, int(np.ceil(np.max(rap))) + 1) if n else 0
     nb_start, nb_idx = _neighbours(icx, icy, reach)
     grp = np.arange(n, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    rap = np.ascontiguousarray(np.broadcast_to(np.asarray(rap, dtype=np.float64), (n,)))
+    # the sums of the first sources come from the cache unless a new source is among their
+    # neighbours (their stamps, neighbour lists, groups and apertures are then unchanged)
+    prev = None if cache is None or not nold else cache.get("phot")
+    if prev is not None and (prev["reach"] != reach or prev["n"] != nold
+                             or not np.array_equal(prev["grp"], grp[:nold])
+                             or not np.array_equal(prev["rap"], rap[:nold])):
+        prev = None
+    if prev is None:
+        todo = np.arange(n, dtype=np.int64)
+    else:
+        touched = np.zeros(n, bool)
+        touched[nold:] = True
+        owner = np.repeat(np.arange(n), np.diff(nb_start))
+        touched[owner[nb_idx >= nold]] = True
+        todo = np.flatnonzero(touched).astype(np.int64)
     spd, sw, spv, pflags, centre, c0, af, ae, aflags, C, A, G, H = kernels.neighbour_photometry_kernel(
-        image, variance, mask, xs, ys, stamps, r, grp, nb_start, nb_idx, np.asarray(rap, dtype=np.float64),
+        image, variance, mask, xs, ys, stamps, r, grp, nb_start, nb_idx, rap, todo,
         EXCLUDE_BITS, FLAG_MAP, int(SourceFlag.EDGE))
+    if prev is not None:
+        keep = np.ones(n, bool)
+        keep[todo] = False
+        keep = np.flatnonzero(keep)
+        for a, name in zip((spd, sw, spv, pflags, centre, c0, af, ae, aflags),
+                           ("spd", "sw", "spv", "pflags", "centre", "c0", "af", "ae", "aflags")):
+            a[keep] = prev[name][keep]
+        # pair sums: such a source's neighbour list is the same run of indices as before
+        klen = np.diff(nb_start)[keep]
+        within = np.arange(klen.sum()) - np.repeat(np.cumsum(klen) - klen, klen)
+        pos_old = np.repeat(prev["nb_start"][keep], klen) + within
+        pos_new = np.repeat(nb_start[keep], klen) + within
+        for a, name in zip((C, A, G, H), ("C", "A", "G", "H")):
+            a[pos_new] = prev[name][pos_old]
+    if cache is not None:
+        cache["stamps"] = stamps
+        cache["phot"] = dict(reach=reach, n=n, grp=grp, rap=rap, nb_start=nb_start, spd=spd, sw=sw, spv=spv,
+                             pflags=pflags, centre=centre, c0=c0, af=af, ae=ae, aflags=aflags, C=C, A=A, G=G, H=H)
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(sw > 0, spd / sw, np.nan)
         e_1 = np.where(sw > 0, np.sqrt(spv) / sw, np.nan)
