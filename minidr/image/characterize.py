@@ -42,14 +42,10 @@ def _check_input(image, variance, mask):
     variance = np.ascontiguousarray(variance, dtype=np.float32)
     if variance.shape != image.shape or mask.shape != image.shape:
         raise AlgorithmError("image, variance and mask shapes differ", shape=image.shape)
-    finite = np.isfinite(image)
-    nfin = int(finite.sum())
+    nfin, nuse, nsat = kernels.count_usable(image, mask, EXCLUDE_BITS, int(MaskBit.SAT))
     if nfin == 0:
         raise AlgorithmError(f"image has no finite pixels (0 of {image.size})", n_finite=0, n_pixels=image.size)
-    usable = finite & ((mask & EXCLUDE_BITS) == 0)
-    nuse = int(usable.sum())
     if nuse < 0.01 * image.size:
-        nsat = int(((mask & MaskBit.SAT) != 0).sum())
         raise AlgorithmError(
             f"image has only {nuse} usable pixels of {image.size} ({nsat} saturated, {image.size - nfin} not finite)",
             n_usable=nuse, n_saturated=nsat, n_pixels=image.size)
@@ -66,7 +62,7 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
     image, variance, mask = _check_input(image, variance, mask)
     bg = Background(image, mask, cfg.background)
     back = bg.back()
-    bgsub = (image - back).astype(np.float32)
+    bgsub = np.subtract(image, back, dtype=np.float32)
     rms = bg.rms()
     fwhm0 = float(cfg.psf.initial_fwhm)
     det0 = detect_sources(bgsub, variance, mask, rms, fwhm0, cfg.detection)
@@ -185,7 +181,7 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg, stamps):
 
     from . import detect_kernels as dk
     from .background import gaussian_kernel1d
-    from .deblend import deblend_peaks
+    from .deblend import deblend_runs
     from .detect import CLEAN_BITS
 
     ny, nx = bgsub.shape
@@ -195,33 +191,40 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg, stamps):
     big = (src["extendedness"] == 1.0) & ~(t < 1.5 * tpsf)
     point = ~big & ((src["flags"] & int(SourceFlag.SATURATED)) == 0)
     flux = np.where(point, src["psfFlux"] / psf.apcorr, 0.0)
-    model = kernels.render_stamps(ny, nx, np.ascontiguousarray(src["x"]), np.ascontiguousarray(src["y"]), flux,
+    resid = kernels.render_stamps(ny, nx, np.ascontiguousarray(src["x"]), np.ascontiguousarray(src["y"]), flux,
                                   stamps)
-    resid = dk.clean_image(bgsub - model, mask, CLEAN_BITS)
+    np.subtract(bgsub, resid, out=resid)
     k = gaussian_kernel1d(psf.fwhm / 2.3548, 3.5)
     knorm = float((k * k).sum())
-    sm = dk.convolve_separable(resid, k)
-    noise = np.sqrt(np.maximum(variance, rms * rms)).astype(np.float32)
-    core = dk.threshold_map(sm, noise, cfg.detection.threshold * knorm)
-    labels, n = dk.label8(core)
+    noise = np.square(rms, dtype=np.float32)
+    np.maximum(noise, variance, out=noise)
+    np.sqrt(noise, out=noise)
+    # matched filter of the residual (masked and non-finite pixels as 0) and threshold
+    sm, core = dk.smooth_threshold(resid, mask, CLEAN_BITS, k, noise, cfg.detection.threshold * knorm, True)
+    del resid, noise
+    start, x0, x1 = dk.row_runs(core)
+    del core
+    lab, n = dk.label_runs(start, x0, x1)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    npix, _, _, _, _ = dk.label_stats(labels, n, sm)
-    py, px = deblend_peaks(sm, labels, n, variance, rms, knorm, cfg.detection)
-    ok = npix[labels[py, px]] >= cfg.detection.min_pixels
-    py, px = py[ok], px[ok]
+    npix, _ = dk.run_stats(start, x0, x1, lab, n, sm)
+    flat, plab = deblend_runs(sm, (start, x0, x1, lab), n, variance, rms, knorm, cfg.detection)
+    ok = npix[plab] >= cfg.detection.min_pixels
+    py, px = flat[ok] // nx, flat[ok] % nx
     if py.size == 0 or len(src) == 0:
         return py, px
     tree = cKDTree(np.column_stack([src["x"], src["y"]]))
     d, _ = tree.query(np.column_stack([px, py]))
     keep = d > 0.8 * psf.fwhm
     avoid = ~point
-    if avoid.any():
+    if avoid.any() and keep.any():
+        ax, ay = src["x"][avoid], src["y"][avoid]
         size = np.sqrt(np.nan_to_num(src["ixx"][avoid] + src["iyy"][avoid], nan=0.0))
         rad = np.clip(2.0 * size, 2.0 * psf.fwhm, 4.0 * psf.fwhm)
-        at = cKDTree(np.column_stack([src["x"][avoid], src["y"][avoid]]))
-        for i, nb in enumerate(at.query_ball_point(np.column_stack([px, py]), rad.max())):
-            if any(np.hypot(px[i] - src["x"][avoid][j], py[i] - src["y"][avoid][j]) < rad[j] for j in nb):
+        at = cKDTree(np.column_stack([ax, ay]))
+        cand = np.flatnonzero(keep)
+        for i, nb in zip(cand, at.query_ball_point(np.column_stack([px[cand], py[cand]]), rad.max())):
+            if nb and (np.hypot(px[i] - ax[nb], py[i] - ay[nb]) < rad[nb]).any():
                 keep[i] = False
     return py[keep], px[keep]
 

@@ -866,3 +866,23 @@ def render_stamps(ny, nx, xs, ys, flux, stamps):
             for ix in range(max(0, R - cx), min(2 * R + 1, nx - cx + R)):
                 out[yy, cx + ix - R] += f * stamps[i, iy, ix]
     return out
+
+
+@njit
+def count_usable(image, mask, excl_bits, sat_bit):
+    """(finite pixels, finite pixels without ``excl_bits``, pixels with ``sat_bit``) of an
+    image and its MaskBit plane, in one pass."""
+    ny, nx = image.shape
+    nfin = 0
+    nuse = 0
+    nsat = 0
+    for y in range(ny):
+        for x in range(nx):
+            m = mask[y, x]
+            if m & sat_bit:
+                nsat += 1
+            if math.isfinite(image[y, x]):
+                nfin += 1
+                if not (m & excl_bits):
+                    nuse += 1
+    return nfin, nuse, nsat
