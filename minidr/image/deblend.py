@@ -20,18 +20,19 @@ from ..config import DetectionConfig
 from . import detect_kernels as dk
 
 
-def deblend_runs(smoothed, runs, n_labels, variance, rms, knorm: float,
+def deblend_runs(runs, n_labels, shape, variance, rms, knorm: float,
                  cfg: DetectionConfig = DetectionConfig()):
-    """Peaks kept by the deblender from labelled runs ``(start, x0, x1, label)`` (see
-    :mod:`detect_kernels`; labels 1..n_labels, each an 8-connected component): (flat index
-    int64, label int32) arrays in decreasing smoothed value, ties in raster order."""
-    start, x0, x1, lab = runs
-    flat, plab = dk.persistence_runs(smoothed, start, x0, x1, lab, int(n_labels), variance, rms,
-                                     float(knorm), float(cfg.deblend_nsigma), float(cfg.deblend_contrast))
-    o = np.argsort(flat)
-    flat, plab = flat[o], plab[o]
-    o = np.argsort(-smoothed.ravel()[flat], kind="stable")
-    return flat[o], plab[o]
+    """Peaks kept by the deblender from labelled runs with their smoothed values,
+    ``(start, x0, x1, voff, vals, label)`` (see :func:`detect_kernels.smooth_runs`; labels
+    1..n_labels, each an 8-connected component) of an image of ``shape``: (flat index
+    int64, label int32, smoothed value float32) arrays in decreasing smoothed value, ties
+    in raster order."""
+    start, x0, x1, voff, vals, lab = runs
+    flat, plab, pval = dk.persistence_runs(vals, voff, start, x0, x1, lab, int(n_labels), shape[0], shape[1],
+                                           variance, rms, float(knorm), float(cfg.deblend_nsigma),
+                                           float(cfg.deblend_contrast))
+    o = np.lexsort((flat, -pval))
+    return flat[o], plab[o], pval[o]
 
 
 def deblend_peaks(smoothed, core_labels, n_labels, variance, rms, knorm: float,
@@ -43,7 +44,8 @@ def deblend_peaks(smoothed, core_labels, n_labels, variance, rms, knorm: float,
     per-pixel noise [e^2, e-] of the unsmoothed image and ``knorm`` the noise gain of the
     filter (sum of squared kernel weights) so that the smoothed noise is ``knorm * sqrt(variance)``.
     """
-    runs = dk.label_row_runs(np.ascontiguousarray(core_labels, dtype=np.int32))
-    flat, _ = deblend_runs(smoothed, runs, n_labels, variance, rms, knorm, cfg)
+    start, x0, x1, lab = dk.label_row_runs(np.ascontiguousarray(core_labels, dtype=np.int32))
+    voff, vals = dk.run_values(np.ascontiguousarray(smoothed, dtype=np.float32), start, x0, x1)
+    flat, _, _ = deblend_runs((start, x0, x1, voff, vals, lab), n_labels, smoothed.shape, variance, rms, knorm, cfg)
     nx = smoothed.shape[1]
     return flat // nx, flat % nx

@@ -61,23 +61,21 @@ def detect_sources(image_bgsub, variance, mask, rms, fwhm: float,
     variance = np.ascontiguousarray(variance, dtype=np.float32)
     k = gaussian_kernel1d(max(fwhm, 0.5) / 2.3548, 3.5)
     knorm = float((k * k).sum())
-    # matched filter and threshold in one pass; footprints as horizontal runs
-    sm, core = dk.smooth_threshold(image_bgsub, mask, CLEAN_BITS, k, rms, cfg.threshold * knorm, True)
-    start, x0, x1 = dk.row_runs(core)
-    del core
+    # matched filter and threshold in one pass, kept as horizontal runs of above-threshold
+    # pixels with their smoothed values: no full-frame image but the footprint labels
+    start, x0, x1, voff, vals = dk.smooth_runs(image_bgsub, mask, CLEAN_BITS, k, rms, cfg.threshold * knorm)
     lab, n = dk.label_runs(start, x0, x1)
-    npix, _ = dk.run_stats(start, x0, x1, lab, n, sm)
+    npix, _ = dk.run_stats(start, x0, x1, voff, vals, lab, n)
     keep = npix >= cfg.min_pixels
     keep[0] = False
     if not keep[1:].all():
-        start, x0, x1, lab, n = dk.select_runs(start, x0, x1, lab, keep)
-        npix = npix[np.flatnonzero(keep)]
-        npix = np.concatenate([np.zeros(1, np.int64), npix])
-    flat, plab = deblend_runs(sm, (start, x0, x1, lab), n, variance, rms, knorm, cfg)
+        start, x0, x1, voff, lab, n = dk.select_runs(start, x0, x1, voff, lab, keep)
+        npix = np.concatenate([np.zeros(1, np.int64), npix[keep]])
+    flat, plab, pk = deblend_runs((start, x0, x1, voff, vals, lab), n, (ny, nx), variance, rms, knorm, cfg)
     py, px = flat // nx, flat % nx
     grow = int(math.ceil(cfg.grow * fwhm))
     if grow > 0:
-        gstart, gx0, gx1 = dk.row_runs(dk.grow_runs(ny, nx, start, x0, x1, grow))
+        gstart, gx0, gx1 = dk.grow_runs(ny, nx, start, x0, x1, grow)
         glab, nf = dk.label_runs(gstart, gx0, gx1)
         flabels = dk.paint_runs(ny, nx, gstart, gx0, gx1, glab)
     else:
@@ -85,10 +83,10 @@ def detect_sources(image_bgsub, variance, mask, rms, fwhm: float,
     m = cfg.edge_margin
     if m > 0:
         ok = (px >= m) & (px < nx - m) & (py >= m) & (py < ny - m)
-        py, px, plab = py[ok], px[ok], plab[ok]
+        py, px, plab, pk = py[ok], px[ok], plab[ok], pk[ok]
     fp = flabels[py, px].astype(np.int64) - 1
     counts = np.bincount(fp, minlength=max(nf, 1)) if fp.size else np.zeros(max(nf, 1), np.int64)
-    pk = sm[py, px].astype(np.float64)
+    pk = pk.astype(np.float64)
     sig = pk / (knorm * rms[py, px])
     return Detections(x=px.astype(np.int64), y=py.astype(np.int64), peak=pk, significance=sig,
                       core=plab.astype(np.int64), footprint=fp,

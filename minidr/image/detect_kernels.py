@@ -37,6 +37,49 @@ def clean_image(image, mask, excl_bits):
     return out
 
 
+@njit
+def _row_pass(image, mask, use_mask, excl_bits, k, r0, r1, tmp, buf, acc):
+    """Rows r0..r1-1 of ``image`` (cleaned: not finite or ``excl_bits`` in ``mask`` -> 0)
+    convolved along x with ``k`` (float64 sums in tap order), rounded into ``tmp[y - r0]``.
+    ``buf`` (nx + 2h, zero margins) and ``acc`` (nx) are work rows."""
+    nx = image.shape[1]
+    h = k.shape[0] // 2
+    for yy in range(r0, r1):
+        for x in range(nx):
+            v = image[yy, x]
+            if not math.isfinite(v):
+                v = 0.0
+            buf[x + h] = v
+        if use_mask:
+            for x in range(nx):
+                if mask[yy, x] & excl_bits:
+                    buf[x + h] = 0.0
+        acc[:] = 0.0
+        for j in range(2 * h + 1):
+            kj = k[j]
+            for x in range(nx):
+                acc[x] += kj * buf[x + j]
+        t = tmp[yy - r0]
+        for x in range(nx):
+            t[x] = acc[x]
+
+
+@njit
+def _col_pass(tmp, r0, y, ny, k, acc):
+    """Row y of the column pass into ``acc`` (float64) from the row-pass rows ``tmp``
+    (row yy at ``tmp[yy - r0]``); rows outside 0..ny-1 count as 0."""
+    h = k.shape[0] // 2
+    acc[:] = 0.0
+    for j in range(2 * h + 1):
+        yy = y + j - h
+        if yy < 0 or yy >= ny:
+            continue
+        kj = k[j]
+        t = tmp[yy - r0]
+        for x in range(acc.shape[0]):
+            acc[x] += kj * t[x]
+
+
 @njit(parallel=True)
 def smooth_threshold(image, mask, excl_bits, k, noise, factor, want_core):
     """Matched filter: ``image`` convolved with the separable kernel ``k[:, None] * k[None, :]``
@@ -51,7 +94,6 @@ def smooth_threshold(image, mask, excl_bits, k, noise, factor, want_core):
     """
     ny, nx = image.shape
     h = k.shape[0] // 2
-    nk = 2 * h + 1
     use_mask = mask.shape[0] == ny and mask.shape[1] == nx
     sm = np.empty((ny, nx), dtype=np.float32)
     core = np.zeros((ny, nx) if want_core else (1, 1), dtype=np.bool_)
@@ -64,34 +106,9 @@ def smooth_threshold(image, mask, excl_bits, k, noise, factor, want_core):
         tmp = np.empty((r1 - r0, nx), dtype=np.float32)
         buf = np.zeros(nx + 2 * h, dtype=np.float64)
         acc = np.empty(nx, dtype=np.float64)
-        for yy in range(r0, r1):
-            for x in range(nx):
-                v = image[yy, x]
-                if not math.isfinite(v):
-                    v = 0.0
-                buf[x + h] = v
-            if use_mask:
-                for x in range(nx):
-                    if mask[yy, x] & excl_bits:
-                        buf[x + h] = 0.0
-            acc[:] = 0.0
-            for j in range(nk):
-                kj = k[j]
-                for x in range(nx):
-                    acc[x] += kj * buf[x + j]
-            t = tmp[yy - r0]
-            for x in range(nx):
-                t[x] = acc[x]
+        _row_pass(image, mask, use_mask, excl_bits, k, r0, r1, tmp, buf, acc)
         for y in range(y0, y1):
-            acc[:] = 0.0
-            for j in range(nk):
-                yy = y + j - h
-                if yy < 0 or yy >= ny:
-                    continue
-                kj = k[j]
-                t = tmp[yy - r0]
-                for x in range(nx):
-                    acc[x] += kj * t[x]
+            _col_pass(tmp, r0, y, ny, k, acc)
             o = sm[y]
             for x in range(nx):
                 o[x] = acc[x]
@@ -101,6 +118,85 @@ def smooth_threshold(image, mask, excl_bits, k, noise, factor, want_core):
                 for x in range(nx):
                     c[x] = o[x] > factor * nz[x]
     return sm, core
+
+
+@njit(parallel=True)
+def smooth_runs(image, mask, excl_bits, k, noise, factor):
+    """The matched filter and threshold of :func:`smooth_threshold` (same values), kept only
+    where ``smoothed > factor * noise``: the runs of those pixels (start, x0, x1) and their
+    smoothed values (float32; run j's pixels at ``vals[voff[j]:voff[j] + x1[j] - x0[j] + 1]``).
+
+    No full-frame output: each block of rows writes its runs and values into its own slice
+    of over-sized scratch arrays (``np.empty``: only the pages written are ever mapped),
+    compacted at the end.
+    """
+    ny, nx = image.shape
+    h = k.shape[0] // 2
+    use_mask = mask.shape[0] == ny and mask.shape[1] == nx
+    nstrip = (ny + _STRIP - 1) // _STRIP
+    rcap = _STRIP * (nx // 2 + 1)
+    vcap = _STRIP * nx
+    sx0 = np.empty(nstrip * rcap, dtype=np.int32)
+    sx1 = np.empty(nstrip * rcap, dtype=np.int32)
+    sval = np.empty(nstrip * vcap, dtype=np.float32)
+    cnt = np.zeros(ny + 1, dtype=np.int64)
+    nval = np.zeros(nstrip, dtype=np.int64)
+    for s in prange(nstrip):
+        y0 = s * _STRIP
+        y1 = min(ny, y0 + _STRIP)
+        r0 = max(0, y0 - h)
+        r1 = min(ny, y1 + h)
+        tmp = np.empty((r1 - r0, nx), dtype=np.float32)
+        buf = np.zeros(nx + 2 * h, dtype=np.float64)
+        acc = np.empty(nx, dtype=np.float64)
+        _row_pass(image, mask, use_mask, excl_bits, k, r0, r1, tmp, buf, acc)
+        nr = s * rcap
+        nv = s * vcap
+        for y in range(y0, y1):
+            _col_pass(tmp, r0, y, ny, k, acc)
+            nz = noise[y]
+            c = 0
+            inrun = False
+            for x in range(nx):
+                v = np.float32(acc[x])
+                if v > factor * nz[x]:
+                    if not inrun:
+                        sx0[nr] = x
+                        inrun = True
+                    sval[nv] = v
+                    nv += 1
+                elif inrun:
+                    sx1[nr] = x - 1
+                    nr += 1
+                    c += 1
+                    inrun = False
+            if inrun:
+                sx1[nr] = nx - 1
+                nr += 1
+                c += 1
+            cnt[y + 1] = c
+        nval[s] = nv - s * vcap
+    start = np.cumsum(cnt)
+    x0 = np.empty(start[ny], dtype=np.int32)
+    x1 = np.empty(start[ny], dtype=np.int32)
+    voff = np.empty(start[ny], dtype=np.int64)
+    vbase = np.zeros(nstrip + 1, dtype=np.int64)
+    for s in range(nstrip):
+        vbase[s + 1] = vbase[s] + nval[s]
+    vals = np.empty(vbase[nstrip], dtype=np.float32)
+    for s in prange(nstrip):
+        y0 = s * _STRIP
+        a = start[y0]
+        b = start[min(ny, y0 + _STRIP)]
+        o = vbase[s]
+        for i in range(b - a):
+            x0[a + i] = sx0[s * rcap + i]
+            x1[a + i] = sx1[s * rcap + i]
+            voff[a + i] = o
+            o += sx1[s * rcap + i] - sx0[s * rcap + i] + 1
+        for i in range(nval[s]):
+            vals[vbase[s] + i] = sval[s * vcap + i]
+    return start, x0, x1, voff, vals
 
 
 def convolve_separable(image, k):
@@ -273,8 +369,9 @@ def label8(binary):
 
 
 @njit
-def select_runs(start, x0, x1, lab, keep):
-    """The runs whose label l has ``keep[l]``, relabelled 1..m in the same order, and m."""
+def select_runs(start, x0, x1, voff, lab, keep):
+    """The runs (and value offsets) whose label l has ``keep[l]``, relabelled 1..m in the
+    same order, and m."""
     ny = start.shape[0] - 1
     newlab = np.zeros(keep.shape[0], dtype=np.int32)
     m = 0
@@ -291,6 +388,7 @@ def select_runs(start, x0, x1, lab, keep):
         nst[y + 1] = cnt
     nx0 = np.empty(cnt, dtype=np.int32)
     nx1 = np.empty(cnt, dtype=np.int32)
+    nvo = np.empty(cnt, dtype=np.int64)
     nlab = np.empty(cnt, dtype=np.int32)
     i = 0
     for j in range(start[ny]):
@@ -298,33 +396,51 @@ def select_runs(start, x0, x1, lab, keep):
         if v:
             nx0[i] = x0[j]
             nx1[i] = x1[j]
+            nvo[i] = voff[j]
             nlab[i] = v
             i += 1
-    return nst, nx0, nx1, nlab, m
+    return nst, nx0, nx1, nvo, nlab, m
 
 
 @njit
-def run_stats(start, x0, x1, lab, n, values):
-    """Per label 1..n of labelled runs: pixel count and sum of ``values`` (float64, summed in
-    raster order, as :func:`label_stats`)."""
+def run_values(image, start, x0, x1):
+    """Values of ``image`` on runs, as :func:`smooth_runs` returns them: (voff, vals)."""
+    ny = start.shape[0] - 1
+    nr = x0.shape[0]
+    voff = np.empty(nr, dtype=np.int64)
+    o = 0
+    for j in range(nr):
+        voff[j] = o
+        o += x1[j] - x0[j] + 1
+    vals = np.empty(o, dtype=image.dtype)
+    for y in range(ny):
+        for j in range(start[y], start[y + 1]):
+            for x in range(x0[j], x1[j] + 1):
+                vals[voff[j] + x - x0[j]] = image[y, x]
+    return voff, vals
+
+
+@njit
+def run_stats(start, x0, x1, voff, vals, lab, n):
+    """Per label 1..n of labelled runs with values: pixel count and sum of values (float64,
+    summed in raster order, as :func:`label_stats`)."""
     ny = start.shape[0] - 1
     npix = np.zeros(n + 1, dtype=np.int64)
     tot = np.zeros(n + 1, dtype=np.float64)
     for y in range(ny):
         for j in range(start[y], start[y + 1]):
             l = lab[j]
-            npix[l] += x1[j] - x0[j] + 1
-            for x in range(x0[j], x1[j] + 1):
-                tot[l] += values[y, x]
+            m = x1[j] - x0[j] + 1
+            npix[l] += m
+            o = voff[j]
+            for i in range(m):
+                tot[l] += vals[o + i]
     return npix, tot
 
 
-@njit(parallel=True)
-def grow_runs(ny, nx, start, x0, x1, r):
-    """Boolean image of the runs dilated by a disk of radius r [pixels] (pixel centres
-    within r): a run of row y covers, in row y + dy, its columns widened by
-    floor(sqrt(r^2 - dy^2)) on each side."""
-    out = np.zeros((ny, nx), dtype=np.bool_)
+@njit
+def _disk_half_widths(r):
+    """floor(sqrt(r^2 - dy^2)) for dy = -r..r (exact in integers)."""
     half = np.empty(2 * r + 1, dtype=np.int64)
     for dy in range(-r, r + 1):
         w = int(math.sqrt(r * r - dy * dy))
@@ -333,19 +449,75 @@ def grow_runs(ny, nx, start, x0, x1, r):
         while w * w + dy * dy > r * r:
             w -= 1
         half[dy + r] = w
-    for y in prange(ny):
-        row = out[y]
-        for dy in range(-r, r + 1):
-            yy = y + dy
-            if yy < 0 or yy >= ny:
+    return half
+
+
+@njit
+def _grow_row(y, ny, nx, start, x0, x1, r, half, ptr, ox0, ox1, write):
+    """Runs of row y of the runs dilated by the disk: a k-way merge (by first column) of
+    the rows y - r..y + r, widened by ``half``; written to ``ox0/ox1`` when ``write``.
+    Returns the number of runs."""
+    nl = 2 * r + 1
+    for i in range(nl):
+        yy = y + i - r
+        ptr[i] = start[yy] if 0 <= yy < ny else 0
+    c = 0
+    cur0 = -1
+    cur1 = -2
+    while True:
+        best = -1
+        bx = nx
+        for i in range(nl):
+            yy = y + i - r
+            if yy < 0 or yy >= ny or ptr[i] >= start[yy + 1]:
                 continue
-            w = half[dy + r]
-            for j in range(start[yy], start[yy + 1]):
-                a = max(0, x0[j] - w)
-                b = min(nx - 1, x1[j] + w)
-                for x in range(a, b + 1):
-                    row[x] = True
-    return out
+            a = max(0, x0[ptr[i]] - half[i])
+            if a < bx:
+                bx = a
+                best = i
+        if best < 0:
+            break
+        b = min(nx - 1, x1[ptr[best]] + half[best])
+        ptr[best] += 1
+        if bx <= cur1 + 1:
+            if b > cur1:
+                cur1 = b
+        else:
+            if cur1 >= 0:
+                if write:
+                    ox0[c] = cur0
+                    ox1[c] = cur1
+                c += 1
+            cur0 = bx
+            cur1 = b
+    if cur1 >= 0:
+        if write:
+            ox0[c] = cur0
+            ox1[c] = cur1
+        c += 1
+    return c
+
+
+@njit(parallel=True)
+def grow_runs(ny, nx, start, x0, x1, r):
+    """Runs (start, x0, x1) of the runs dilated by a disk of radius r [pixels] (pixel
+    centres within r): a run of row y covers, in row y + dy, its columns widened by
+    floor(sqrt(r^2 - dy^2)) on each side. Cost proportional to the runs."""
+    half = _disk_half_widths(r)
+    cnt = np.zeros(ny + 1, dtype=np.int64)
+    for y in prange(ny):
+        ptr = np.empty(2 * r + 1, dtype=np.int64)
+        cnt[y + 1] = _grow_row(y, ny, nx, start, x0, x1, r, half, ptr, x0, x1, False)
+    gstart = np.cumsum(cnt)
+    gx0 = np.empty(gstart[ny], dtype=np.int32)
+    gx1 = np.empty(gstart[ny], dtype=np.int32)
+    for y in prange(ny):
+        if cnt[y + 1] == 0:
+            continue
+        ptr = np.empty(2 * r + 1, dtype=np.int64)
+        _grow_row(y, ny, nx, start, x0, x1, r, half, ptr, gx0[gstart[y]:gstart[y + 1]],
+                  gx1[gstart[y]:gstart[y + 1]], True)
+    return gstart, gx0, gx1
 
 
 @njit
@@ -376,9 +548,10 @@ def label_stats(labels, n, values):
 
 
 @njit(parallel=True)
-def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig, contrast):
+def persistence_runs(vals, voff, start, x0, x1, lab, n, ny, nx, variance, rms, knorm, nsig, contrast):
     """Significant peaks of each footprint (labelled runs, labels 1..n, each an 8-connected
-    component) by a continuous multi-threshold tree, one footprint per task.
+    component, with the smoothed values ``vals``/``voff`` of :func:`smooth_runs`; image
+    shape (ny, nx)) by a continuous multi-threshold tree, one footprint per task.
 
     A footprint's pixels are visited in decreasing ``smoothed`` value (ties in raster
     order). Connected branches grow by union-find; when two or more branches meet at level
@@ -387,10 +560,9 @@ def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig
     ``knorm * sqrt(max(variance, rms^2))``, and its flux (sum of smoothed values in the
     branch) at least ``contrast`` times the footprint's total (or its prominence twice
     that); either way it then merges into the highest branch. The highest peak of each
-    footprint is always kept. Returns (flat index int64, label int32) of the kept peaks, by
-    footprint then decreasing height.
+    footprint is always kept. Returns (flat index int64, label int32, smoothed value
+    float32) of the kept peaks, by footprint then decreasing height.
     """
-    ny, nx = smoothed.shape
     nr = x0.shape[0]
     # runs grouped by label, raster order kept within a label
     rcount = np.zeros(n + 2, dtype=np.int64)
@@ -412,6 +584,7 @@ def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig
         npix[lab[j]] += x1[j] - x0[j] + 1
     pstart = np.cumsum(npix)  # pixels of label l: pstart[l - 1]:pstart[l]
     kept = np.zeros(pstart[n], dtype=np.int64)
+    kval = np.zeros(pstart[n], dtype=np.float32)
     nkept = np.zeros(n + 1, dtype=np.int64)
     for l in prange(1, n + 1):
         ra = rstart[l]
@@ -429,19 +602,19 @@ def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig
             xhi = max(xhi, x1[j])
         bw = xhi - xlo + 1
         pos = np.empty(m, dtype=np.int64)   # flat index in the bounding box
-        vals = np.empty(m, dtype=np.float32)
+        neg = np.empty(m, dtype=np.float32)
         total = 0.0
         p = 0
         for i in range(ra, rb):
             j = rorder[i]
             y = rrow[i]
             for x in range(x0[j], x1[j] + 1):
-                v = smoothed[y, x]
-                vals[p] = -v
+                v = vals[voff[j] + x - x0[j]]
+                neg[p] = -v
                 pos[p] = (y - ylo) * bw + (x - xlo)
                 total += v
                 p += 1
-        order = np.argsort(vals, kind="mergesort")
+        order = np.argsort(neg, kind="mergesort")
         rank = np.full(((yhi - ylo + 1), bw), -1, dtype=np.int32)
         parent = np.empty(m, dtype=np.int32)
         flux = np.empty(m, dtype=np.float64)
@@ -454,7 +627,7 @@ def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig
             lx = q0 - ly * bw
             rank[ly, lx] = k
             parent[k] = k
-            level = -vals[order[k]]
+            level = -neg[order[k]]
             flux[k] = level
             nr8 = 0
             for dy in (-1, 0, 1):
@@ -492,7 +665,7 @@ def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig
                 pr = pos[order[r]]
                 py = pr // bw + ylo
                 px = pr - (pr // bw) * bw + xlo
-                prom = -vals[order[r]] - level
+                prom = -neg[order[r]] - level
                 sig = knorm * math.sqrt(max(variance[py, px], rms[py, px] * rms[py, px]))
                 if prom >= nsig * sig and (flux[r] >= contrast * total or prom >= 2.0 * nsig * sig):
                     keep[r] = True
@@ -506,6 +679,7 @@ def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig
             if parent[k] == k or keep[k]:
                 pr = pos[order[k]]
                 kept[base + c] = (pr // bw + ylo) * nx + (pr - (pr // bw) * bw + xlo)
+                kval[base + c] = -neg[order[k]]
                 c += 1
         nkept[l] = c
     tot = 0
@@ -513,11 +687,13 @@ def persistence_runs(smoothed, start, x0, x1, lab, n, variance, rms, knorm, nsig
         tot += nkept[l]
     out = np.empty(tot, dtype=np.int64)
     olab = np.empty(tot, dtype=np.int32)
+    oval = np.empty(tot, dtype=np.float32)
     i = 0
     for l in range(1, n + 1):
         base = pstart[l - 1]
         for c in range(nkept[l]):
             out[i] = kept[base + c]
             olab[i] = l
+            oval[i] = kval[base + c]
             i += 1
-    return out, olab
+    return out, olab, oval

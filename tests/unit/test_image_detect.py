@@ -84,23 +84,26 @@ def test_label8_equals_scipy_numbering(seed, p):
 def test_runs_stats_and_selection():
     rng = np.random.default_rng(4)
     b = rng.uniform(size=(40, 53)) > 0.7
-    vals = rng.normal(size=b.shape).astype(np.float32)
+    img = rng.normal(size=b.shape).astype(np.float32)
     start, x0, x1 = dk.row_runs(b)
     assert start[-1] == x0.size and np.all(x1 >= x0)
     lab, n = dk.label_runs(start, x0, x1)
     labels = dk.paint_runs(b.shape[0], b.shape[1], start, x0, x1, lab)
-    npix, tot = dk.run_stats(start, x0, x1, lab, n, vals)
-    rnpix, rtot, _, _, _ = dk.label_stats(labels, n, vals)
+    voff, vals = dk.run_values(img, start, x0, x1)
+    assert np.array_equal(vals, img[b])  # raster order
+    npix, tot = dk.run_stats(start, x0, x1, voff, vals, lab, n)
+    rnpix, rtot, _, _, _ = dk.label_stats(labels, n, img)
     assert np.array_equal(npix, rnpix) and np.array_equal(tot, rtot)
     # runs of a label image give back the same image
     s2, a2, b2, l2 = dk.label_row_runs(labels)
     assert np.array_equal(dk.paint_runs(b.shape[0], b.shape[1], s2, a2, b2, l2), labels)
     keep = npix >= 3
     keep[0] = False
-    ns, nx0, nx1, nlab, m = dk.select_runs(start, x0, x1, lab, keep)
+    ns, nx0, nx1, nvo, nlab, m = dk.select_runs(start, x0, x1, voff, lab, keep)
     sel = dk.paint_runs(b.shape[0], b.shape[1], ns, nx0, nx1, nlab)
     ref, nref = ndimage.label(np.isin(labels, np.flatnonzero(keep)), structure=EIGHT)
     assert m == nref and np.array_equal(sel, ref)
+    assert np.array_equal(np.concatenate([vals[o:o + e - s + 1] for o, s, e in zip(nvo, nx0, nx1)]), img[sel > 0])
 
 
 def test_smooth_threshold_matches_scipy_with_mask_and_nan():
@@ -121,6 +124,24 @@ def test_smooth_threshold_matches_scipy_with_mask_and_nan():
     # the public wrappers: the unmasked filter is the same as the old clean + convolve
     assert np.array_equal(dk.convolve_separable(dk.clean_image(img, mask, CLEAN_BITS), k), sm)
     assert np.array_equal(dk.threshold_map(sm, noise, 0.3), core)
+    # the runs-only version: the same pixels and values, no full-frame output
+    start, x0, x1, voff, vals = dk.smooth_runs(img, mask, CLEAN_BITS, k, noise, 0.3)
+    rs, r0, r1 = dk.row_runs(core)
+    assert np.array_equal(start, rs) and np.array_equal(x0, r0) and np.array_equal(x1, r1)
+    assert np.array_equal(vals, sm[core]) and np.array_equal(voff, dk.run_values(sm, rs, r0, r1)[0])
+
+
+def test_smooth_runs_many_strips_and_full_rows():
+    rng = np.random.default_rng(6)
+    img = rng.normal(size=(203, 31)).astype(np.float32)  # several blocks of rows, last one short
+    img[100:104] = 50.0  # rows above threshold end to end
+    k = gaussian_kernel1d(1.0, 3.5)
+    noise = np.ones(img.shape, np.float32)
+    none = np.zeros((1, 1), np.uint16)
+    sm, core = dk.smooth_threshold(img, none, 0, k, noise, 0.5, True)
+    start, x0, x1, voff, vals = dk.smooth_runs(img, none, 0, k, noise, 0.5)
+    assert np.array_equal(vals, sm[core])
+    assert np.array_equal(dk.paint_runs(*img.shape, start, x0, x1, np.ones(x0.size, np.int32)) > 0, core)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

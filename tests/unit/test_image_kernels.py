@@ -152,7 +152,11 @@ def test_grow_runs_matches_scipy_disk_dilation(r):
     yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
     ref = ndimage.binary_dilation(b, structure=(xx * xx + yy * yy <= r * r))
     start, x0, x1 = dk.row_runs(b)
-    assert np.array_equal(dk.grow_runs(b.shape[0], b.shape[1], start, x0, x1, r), ref)
+    gs, g0, g1 = dk.grow_runs(b.shape[0], b.shape[1], start, x0, x1, r)
+    grown = dk.paint_runs(b.shape[0], b.shape[1], gs, g0, g1, np.ones(g0.size, np.int32)) > 0
+    assert np.array_equal(grown, ref)
+    # maximal runs: the same as the runs of the grown image
+    assert all(np.array_equal(u, v) for u, v in zip((gs, g0, g1), dk.row_runs(grown)))
 
 
 def test_convolve_separable_matches_scipy():
