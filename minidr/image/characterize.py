@@ -181,7 +181,7 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg, stamps):
 
     from . import detect_kernels as dk
     from .background import gaussian_kernel1d
-    from .deblend import deblend_runs
+    from .deblend import deblend_peaks
     from .detect import CLEAN_BITS
 
     ny, nx = bgsub.shape
@@ -194,23 +194,25 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg, stamps):
     resid = kernels.render_stamps(ny, nx, np.ascontiguousarray(src["x"]), np.ascontiguousarray(src["y"]), flux,
                                   stamps)
     np.subtract(bgsub, resid, out=resid)
+    clean = dk.clean_image(resid, mask, CLEAN_BITS)
+    del resid
     k = gaussian_kernel1d(psf.fwhm / 2.3548, 3.5)
     knorm = float((k * k).sum())
+    sm = dk.convolve_separable(clean, k)
+    del clean
     noise = np.square(rms, dtype=np.float32)
     np.maximum(noise, variance, out=noise)
     np.sqrt(noise, out=noise)
-    # matched filter of the residual (masked and non-finite pixels as 0) and threshold
-    sm, core = dk.smooth_threshold(resid, mask, CLEAN_BITS, k, noise, cfg.detection.threshold * knorm, True)
-    del resid, noise
-    start, x0, x1 = dk.row_runs(core)
+    core = dk.threshold_map(sm, noise, cfg.detection.threshold * knorm)
+    del noise
+    labels, n = dk.label8(core)
     del core
-    lab, n = dk.label_runs(start, x0, x1)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    npix, _ = dk.run_stats(start, x0, x1, lab, n, sm)
-    flat, plab = deblend_runs(sm, (start, x0, x1, lab), n, variance, rms, knorm, cfg.detection)
-    ok = npix[plab] >= cfg.detection.min_pixels
-    py, px = flat[ok] // nx, flat[ok] % nx
+    npix, _, _, _, _ = dk.label_stats(labels, n, sm)
+    py, px = deblend_peaks(sm, labels, n, variance, rms, knorm, cfg.detection)
+    ok = npix[labels[py, px]] >= cfg.detection.min_pixels
+    py, px = py[ok], px[ok]
     if py.size == 0 or len(src) == 0:
         return py, px
     tree = cKDTree(np.column_stack([src["x"], src["y"]]))
