@@ -7,7 +7,8 @@ decompresses tile by tile through several Python layers; for a 2048 x 2048 plane
 ``ZBITPIX = -32``, tiles of whole rows, no quantisation, scaling or blank keywords, only
 the ``COMPRESSED_DATA`` column) is read as one block: the heap descriptors give each tile's
 bytes, :func:`zlib.decompress` (which releases the GIL, so frames decode in parallel threads)
-inflates them and a numpy transpose undoes each tile's byte shuffle. Any other
+inflates them and four strided copies undo each tile's byte shuffle, straight into native
+byte order. Any other
 layout (and MASK) is read by astropy. The arrays are identical to
 :func:`minidr.repo.store.read_calexp`'s (tested).
 """
@@ -15,6 +16,7 @@ layout (and MASK) is read by astropy. The arrays are identical to
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -40,6 +42,10 @@ class ForcedInputs:
 
 _FAST_KEYS = {"ZCMPTYPE": "GZIP_2", "ZBITPIX": -32, "ZNAXIS": 2, "TFIELDS": 1, "TTYPE1": "COMPRESSED_DATA"}
 _NOT_ALLOWED = ("ZQUANTIZ", "ZSCALE", "ZZERO", "ZBLANK", "BSCALE", "BZERO", "ZDITHER0")
+
+
+#: byte j (most significant first) of a big-endian float32 is byte _NATIVE_BYTE[j] of a native one
+_NATIVE_BYTE = (3, 2, 1, 0) if sys.byteorder == "little" else (0, 1, 2, 3)
 
 
 def _fast_layout(h) -> bool:
@@ -69,12 +75,14 @@ def _gzip2_rows(raw: bytes, header) -> np.ndarray:
         k = tile.size // 4
         if k * 4 != tile.size or pos + k > out.shape[0]:
             raise ValueError("tile of unexpected size")
-        # GZIP_2 shuffles each tile's bytes: all first (most significant) bytes, then all second...
-        out[pos:pos + k] = tile.reshape(4, k).T
+        # GZIP_2 shuffles each tile's bytes: all first (most significant) bytes, then all
+        # second...; each goes to its column of the native (little- or big-endian) float
+        for j in range(4):
+            out[pos:pos + k, _NATIVE_BYTE[j]] = tile[j * k:(j + 1) * k]
         pos += k
     if pos != out.shape[0]:
         raise ValueError("tiles do not cover the image")
-    return out.view(">f4").reshape(ny, nx).astype(np.float32)
+    return out.view(np.float32).reshape(ny, nx)
 
 
 def read_forced_inputs(path) -> ForcedInputs:
