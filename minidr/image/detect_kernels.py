@@ -152,28 +152,31 @@ def smooth_runs(image, mask, excl_bits, k, noise, factor):
         _row_pass(image, mask, use_mask, excl_bits, k, r0, r1, tmp, buf, acc)
         nr = s * rcap
         nv = s * vcap
+        nw = (nx + 7) // 8
+        above = np.zeros(nw * 8, dtype=np.uint8)
+        words = above.view(np.uint64)
         for y in range(y0, y1):
             _col_pass(tmp, r0, y, ny, k, acc)
             nz = noise[y]
-            c = 0
-            inrun = False
             for x in range(nx):
-                v = np.float32(acc[x])
-                if v > factor * nz[x]:
-                    if not inrun:
-                        sx0[nr] = x
-                        inrun = True
-                    sval[nv] = v
-                    nv += 1
-                elif inrun:
+                above[x] = np.float32(acc[x]) > factor * nz[x]
+            c = 0
+            x = 0
+            while x < nx:
+                if x % 8 == 0 and words[x // 8] == 0:
+                    x += 8  # eight pixels below threshold
+                    continue
+                if above[x]:
+                    sx0[nr] = x
+                    while x < nx and above[x]:
+                        sval[nv] = acc[x]
+                        nv += 1
+                        x += 1
                     sx1[nr] = x - 1
                     nr += 1
                     c += 1
-                    inrun = False
-            if inrun:
-                sx1[nr] = nx - 1
-                nr += 1
-                c += 1
+                else:
+                    x += 1
             cnt[y + 1] = c
         nval[s] = nv - s * vcap
     start = np.cumsum(cnt)
@@ -547,6 +550,30 @@ def label_stats(labels, n, values):
 # --- deblending ---------------------------------------------------------------------------------
 
 
+@njit
+def _stable_order(v):
+    """``np.argsort(v, kind="stable")`` of a float32 array without NaNs: one sort of int64
+    keys (the value's bits mapped to an order-preserving unsigned 32-bit integer, then the
+    index; needs v.size < 2**31)."""
+    m = v.shape[0]
+    bits = v.view(np.int32)
+    key = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        b = np.int64(bits[i])
+        if b >= 0:
+            u = b + 2147483648
+        elif b == -2147483648:  # -0.0 ties with 0.0
+            u = 2147483648
+        else:
+            u = 2147483647 - (b & 2147483647)
+        key[i] = (u << 31) | i
+    key.sort()
+    out = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        out[i] = key[i] & 2147483647
+    return out
+
+
 @njit(parallel=True)
 def persistence_runs(vals, voff, start, x0, x1, lab, n, ny, nx, variance, rms, knorm, nsig, contrast):
     """Significant peaks of each footprint (labelled runs, labels 1..n, each an 8-connected
@@ -614,7 +641,7 @@ def persistence_runs(vals, voff, start, x0, x1, lab, n, ny, nx, variance, rms, k
                 pos[p] = (y - ylo) * bw + (x - xlo)
                 total += v
                 p += 1
-        order = np.argsort(neg, kind="mergesort")
+        order = _stable_order(neg)
         rank = np.full(((yhi - ylo + 1), bw), -1, dtype=np.int32)
         parent = np.empty(m, dtype=np.int32)
         flux = np.empty(m, dtype=np.float64)

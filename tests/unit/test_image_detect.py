@@ -209,3 +209,10 @@ def test_detect_sources_masked_edge_and_empty():
     assert sorted(zip(det.x.tolist(), det.y.tolist())) == [(10, 20)]
     none = detect_sources(np.zeros(shape, np.float32), None, None, rms, 3.5)
     assert len(none) == 0 and not none.footprints.any() and none.footprints.dtype == np.int32
+
+
+def test_stable_order_is_a_stable_argsort():
+    rng = np.random.default_rng(7)
+    v = rng.choice(np.array([-2.5, -1.0, -0.0, 0.0, 1e-30, 1.0, 3.0, -1e-30], np.float32), 500)
+    v = np.concatenate([v, rng.normal(size=300).astype(np.float32)])
+    assert np.array_equal(dk._stable_order(v), np.argsort(v, kind="stable"))
