@@ -1,8 +1,19 @@
 """ISR throughput on a 4096x4096, 4-amplifier frame (2x2 amps of 2048x2048 + overscan).
 
-Reports Mpix/s (output pixels) for: a plain numpy 4-pass ISR, a memory copy of the frame,
-the fused minidr ISR kernel and the full ``isr.run`` (1 and 2 threads), cosmic-ray detection
+Reports Mpix/s (output pixels) for: a plain numpy 4-pass ISR, two memory copies, the fused
+minidr ISR kernel and the full ``isr.run`` (1 and 2 threads), cosmic-ray detection
 separately, and the numba compile time (in a fresh process with an empty cache).
+
+The raw amplifiers are uint16, as ``read_raw`` returns BITPIX 16 / BZERO 32768 data. The
+fused pass reads 20 bytes per output pixel (raw uint16 2, bias, dark and flat float32 12,
+three uint16 calib masks 6) and writes 10 (image and variance float32, mask uint16): 30 B/px.
+The memory copies it is compared with ("memcpy" = ``np.copyto``, one thread):
+
+* ``memcpy float32 frame``: the 4096^2 float32 output frame (4 B/px read + 4 written);
+* ``memcpy of the ISR's bytes``: a uint8 buffer of 15 B/px copied to another (15 read + 15
+  written = 30 B/px, what the fused pass moves).
+
+GB/s = those bytes / time (write-allocate reads not counted).
 ``--astroscrappy`` adds a timing and agreement comparison with astroscrappy (L.A.Cosmic).
 
     .venv/bin/python benchmarks/bench_isr.py [--size 4096] [--repeat 3] [--astroscrappy]
@@ -28,13 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CPU = False  # --cpu-time: single-thread figures from process CPU time (for a loaded machine)
 
 
-def best(fn, repeat):
-    """Fastest of ``repeat`` calls, seconds (wall clock, or process CPU time with --cpu-time)."""
+def best(fn, repeat, setup=None):
+    """Fastest of ``repeat`` calls, seconds (wall clock, or process CPU time with --cpu-time).
+    ``setup()``, untimed, makes the arguments of each call: ``fn(*setup())``."""
     clock = time.process_time if CPU else time.perf_counter
     times = []
     for _ in range(repeat):
+        args = setup() if setup is not None else ()
         t = clock()
-        fn()
+        fn(*args)
         times.append(clock() - t)
     return min(times)
 
@@ -79,7 +92,8 @@ def make_frame(size, rng):
     ny = nx = size
     truth = np.full((ny, nx), 800.0, np.float32)
     raw = make_raw(truth, rng=rng, poisson=False, drift=lambda r: 0.001 * r)
-    return raw
+    # as read_raw returns BITPIX 16 data: uint16 (make_raw builds int32)
+    return type(raw)(raw.info, [p.astype(np.uint16) for p in raw.amp_pixels])
 
 
 def cold_compile_seconds():
@@ -177,15 +191,22 @@ def main():
 
     out = np.empty((n, n), np.float32)
     src = np.ones((n, n), np.float32)
+    gb = n * n / 1e9
     t_copy = best(lambda: np.copyto(out, src), args.repeat)
-    print(f"memcpy float32 frame       {npix / t_copy:8.0f} Mpix/s  ({t_copy * 1e3:.1f} ms)")
+    print(f"memcpy float32 frame       {npix / t_copy:8.0f} Mpix/s  ({t_copy * 1e3:.1f} ms, 8 B/px, "
+          f"{8 * gb / t_copy:.1f} GB/s)")
+    bsrc = np.ones(15 * n * n, np.uint8)
+    bdst = np.empty_like(bsrc)
+    t_bytes = best(lambda: np.copyto(bdst, bsrc), args.repeat)
+    print(f"memcpy of the ISR's bytes  {npix / t_bytes:8.0f} Mpix/s  ({t_bytes * 1e3:.1f} ms, 30 B/px, "
+          f"{30 * gb / t_bytes:.1f} GB/s)")
     t_np = best(lambda: numpy_isr(raw, bias, dark, flat, 30.0), max(1, args.repeat - 1))
     print(f"numpy 4-pass ISR           {npix / t_np:8.0f} Mpix/s  ({t_np * 1e3:.1f} ms)")
 
     plans = _plan(raw, cfg.isr)
     from minidr.isr import kernels as K
 
-    o_img = np.zeros((n, n), np.float32)
+    o_img = np.zeros((n, n), np.float32)  # touched once: no page faults in the timed calls
     o_var = np.zeros((n, n), np.float32)
     o_mask = np.zeros((n, n), np.uint16)
     o_row = np.zeros(n, np.int64)
@@ -202,7 +223,9 @@ def main():
         t_k2 = best(lambda: into(plans), args.repeat)
         t_p = best(lambda: _plan(raw, cfg.isr), args.repeat)
         t_r = best(lambda: run(raw, mb, md, mf, cfg), args.repeat)
-        print(f"minidr fused pass into existing arrays, {threads} thr {npix / t_k2:8.0f} Mpix/s  ({t_k2 * 1e3:.1f} ms)")
+        print(f"minidr fused pass into existing arrays, {threads} thr {npix / t_k2:8.0f} Mpix/s  ({t_k2 * 1e3:.1f} ms, "
+              f"{30 * gb / t_k2:.1f} GB/s; {t_k2 / t_copy:.2f}x the float32-frame memcpy, "
+              f"{t_k2 / t_bytes:.2f}x the same-bytes memcpy; numpy 4-pass / fused {t_np / t_k2:.1f}x)")
         print(f"minidr fused pass, {threads} thr   {npix / t_k:8.0f} Mpix/s  ({t_k * 1e3:.1f} ms)"
               f"   overscan {t_p * 1e3:.1f} ms   isr.run (no CR) {npix / t_r:6.0f} Mpix/s ({t_r * 1e3:.1f} ms)")
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
@@ -213,9 +236,9 @@ def main():
     find_cosmic_rays(img[:64, :64].copy(), var[:64, :64].copy(), mask[:64, :64].copy(), ccfg)
     for threads in threads_list:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        t_cr = best(lambda: find_cosmic_rays(img.copy(), var.copy(), np.zeros(img.shape, np.uint16), ccfg),
-                    args.repeat)
-        print(f"cosmic rays, {threads} thr          {npix / t_cr:8.0f} Mpix/s  ({t_cr * 1e3:.1f} ms)")
+        t_cr = best(lambda i, v, m: find_cosmic_rays(i, v, m, ccfg), args.repeat,
+                    setup=lambda: (img.copy(), var.copy(), np.zeros(img.shape, np.uint16)))  # in place
+        print(f"cosmic rays, {threads} thr          {npix / t_cr:8.0f} Mpix/s  ({t_cr * 1e3:.1f} ms; the input copies are not timed)")
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     m2 = np.zeros(img.shape, np.uint16)
     i2 = img.copy()

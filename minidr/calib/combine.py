@@ -1,7 +1,9 @@
 """Master bias, dark and flat of one detector (and band) from lists of raw frames.
 
-Each raw is assembled by :func:`minidr.isr.assemble` (overscan per row, trim, gain: e-),
-then the frames are stacked with a per-pixel sigma-clipped mean (numba). No file access.
+Each raw is assembled by :func:`minidr.isr.assemble` (overscan per row, trim, gain: e-)
+straight into its plane of a preallocated ``(n, ny, nx)`` float32 stack, corrected there in
+place (bias, dark, scaling), then the stack is combined with a per-pixel sigma-clipped mean
+(numba). No file access.
 """
 
 from __future__ import annotations
@@ -66,10 +68,18 @@ def noise_floor(frames: list[np.ndarray]) -> float:
     return float(np.median(est)) if est else 0.0
 
 
-def _stack(frames: list[np.ndarray], cfg: Config) -> np.ndarray:
-    """Per-pixel sigma-clipped mean of the frames (clipping scale at least the frame noise)."""
-    floor = noise_floor(frames)
-    stack = np.stack(frames).astype(np.float32, copy=False)
+def _assembled_stack(raws: list[RawExposure], cfg: Config) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every raw assembled [e-] into one plane of a new float32 ``(n, ny, nx)`` stack;
+    returns the stack and the assembled masks."""
+    stack = np.empty((len(raws), *raws[0].info.shape), dtype=np.float32)
+    masks = [assemble(r, cfg, out=stack[i]).mask for i, r in enumerate(raws)]
+    return stack, masks
+
+
+def _stack(stack: np.ndarray, cfg: Config) -> np.ndarray:
+    """Per-pixel sigma-clipped mean of a float32 ``(n, ny, nx)`` stack (clipping scale at
+    least the frame noise)."""
+    floor = noise_floor(list(stack))
     mean, _n = k.clipped_mean_stack(stack, float(cfg.calibs.clip_sigma), int(cfg.calibs.clip_iterations), floor)
     return mean
 
@@ -88,12 +98,8 @@ def _sat_mask(masks: list[np.ndarray]) -> np.ndarray:
 def master_bias(raws: list[RawExposure], cfg: Config) -> MasterCalib:
     """Sigma-clipped mean of overscan-corrected bias frames [e-]."""
     det = _check(raws, "bias")
-    imgs, masks = [], []
-    for r in raws:
-        a = assemble(r, cfg)
-        imgs.append(a.image)
-        masks.append(a.mask)
-    image = _stack(imgs, cfg)
+    stack, masks = _assembled_stack(raws, cfg)
+    image = _stack(stack, cfg)
     mask = _sat_mask(masks)
     mask[~np.isfinite(image)] |= _NO_DATA
     image = np.nan_to_num(image, nan=0.0).astype(np.float32)
@@ -110,12 +116,11 @@ def master_dark(raws: list[RawExposure], bias: MasterCalib, cfg: Config) -> Mast
     bad_t = [r.info.path for r in raws if not r.info.exptime > 0]
     if bad_t:
         raise InputError(f"dark frames need EXPTIME > 0: {', '.join(bad_t)}")
-    imgs, masks = [], []
-    for r in raws:
-        a = assemble(r, cfg)
-        imgs.append((a.image - bias.image) / np.float32(r.info.exptime))
-        masks.append(a.mask)
-    image = _stack(imgs, cfg)
+    stack, masks = _assembled_stack(raws, cfg)
+    for plane, r in zip(stack, raws):
+        plane -= bias.image
+        plane /= np.float32(r.info.exptime)
+    image = _stack(stack, cfg)
     mask = _sat_mask(masks) | bias.mask
     finite = np.isfinite(image)
     mask[~finite] |= _NO_DATA
@@ -139,19 +144,17 @@ def master_flat(raws: list[RawExposure], bias: MasterCalib, dark: MasterCalib | 
     _check_master(bias, "bias", det, shape)
     _check_master(dark, "dark", det, shape)
     c = cfg.calibs
-    imgs, masks = [], []
-    for r in raws:
-        a = assemble(r, cfg)
-        img = a.image - bias.image
+    stack, masks = _assembled_stack(raws, cfg)
+    for img, r in zip(stack, raws):
+        img -= bias.image
         if dark is not None:
             img -= dark.image * np.float32(r.info.exptime)
         sub = img[::_SUBSAMPLE, ::_SUBSAMPLE]
         _m, med, _s = k.clipped_stats(sub, float(c.clip_sigma), int(c.clip_iterations))
         if not (np.isfinite(med) and med > 0):
             raise InputError(f"flat frame has no positive signal (median {med:.3g} e-)", path=r.info.path)
-        imgs.append(img / np.float32(med))
-        masks.append(a.mask)
-    image = _stack(imgs, cfg)
+        img /= np.float32(med)
+    image = _stack(stack, cfg)
     finite = np.isfinite(image)
     sample = image[::_SUBSAMPLE, ::_SUBSAMPLE][finite[::_SUBSAMPLE, ::_SUBSAMPLE]]
     _m, med, _s = k.clipped_stats(sample, float(c.clip_sigma), int(c.clip_iterations))

@@ -91,10 +91,12 @@ _DUMMY_F = np.zeros((1, 1), dtype=np.float32)
 _DUMMY_M = np.zeros((1, 1), dtype=np.uint16)
 
 
-def _run_amps(plans, shape, use_calibs, bias, dark, flat, masks, exptime):
-    """The fused kernel over every amplifier; ``masks`` = (bias, dark, flat) mask planes."""
-    img = np.empty(shape, dtype=np.float32)
-    var = np.empty(shape, dtype=np.float32)
+def _run_amps(plans, shape, use_calibs, bias, dark, flat, masks, exptime, out=None):
+    """The fused kernel over every amplifier; ``masks`` = (bias, dark, flat) mask planes.
+    Without calibrations no variance is made (``var`` is None). ``out``: the image array to
+    fill (float32, C-contiguous, ``shape``), else a new one."""
+    img = np.empty(shape, dtype=np.float32) if out is None else out
+    var = np.empty(shape, dtype=np.float32) if use_calibs else None
     mask = np.empty(shape, dtype=np.uint16)  # DETSECs tile the detector: every pixel is written
     row_or = np.zeros(shape[0], dtype=np.int64)
     mb, md, mf = masks
@@ -102,7 +104,7 @@ def _run_amps(plans, shape, use_calibs, bias, dark, flat, masks, exptime):
         d, t = p.datasec, p.detsec
         k.isr_amp(p.pixels, p.level, d.y0, d.y1, d.x0, d.x1, t.y0, t.x0, bool(t.flip_x),
                   bool(t.flip_y), p.gain, p.rdnoise, p.saturate, use_calibs, bias, dark, flat,
-                  mb, md, mf, float(exptime), img, var, mask, row_or)
+                  mb, md, mf, float(exptime), img, _DUMMY_F if var is None else var, mask, row_or)
     return img, var, mask, row_or
 
 
@@ -121,15 +123,19 @@ def _check_coverage(raw: RawExposure):
                          path=raw.info.path, keyword="DETSEC")
 
 
-def assemble(raw: RawExposure, cfg: IsrConfig | Config) -> AssembledImage:
+def assemble(raw: RawExposure, cfg: IsrConfig | Config, out: np.ndarray | None = None) -> AssembledImage:
     """Overscan-subtract (per row, running-median smoothed), trim, flip, gain and place every
     amplifier. Returns the frame in electrons with SAT (grown by ``saturation_grow``) and
-    NO_DATA in its mask."""
+    NO_DATA in its mask. ``out``: a float32 C-contiguous array of the detector's shape to
+    write the image into (e.g. one plane of a calibration stack), else a new one."""
     cfg = cfg.isr if isinstance(cfg, Config) else cfg
     _check_coverage(raw)
+    if out is not None and (out.dtype != np.float32 or out.shape != tuple(raw.info.shape)
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {tuple(raw.info.shape)}")
     plans = _plan(raw, cfg)
     img, _var, mask, row_or = _run_amps(plans, raw.info.shape, False, _DUMMY_F, _DUMMY_F,
-                                        _DUMMY_F, (_DUMMY_M, _DUMMY_M, _DUMMY_M), 0.0)
+                                        _DUMMY_F, (_DUMMY_M, _DUMMY_M, _DUMMY_M), 0.0, out)
     k.grow_mask_bit(mask, int(MaskBit.SAT), int(cfg.saturation_grow), row_or)
     return AssembledImage(
         image=img,
