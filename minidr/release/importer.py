@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
+import io
 import os
 import re
 import shutil
@@ -53,13 +55,14 @@ from .._io import sha256_file
 from ..errors import InputError, ReleaseError
 from .ddl import TableSchema, read_schema_file
 from .manifest import MANIFEST, load_manifest, manifest_text, read_properties
-from .partition import Partition, PixelCounts, healpix29
+from .partition import Partition, PixelCounts, argsort_healpix, healpix29
 from .schema import HEALPIX_COLUMN, healpix_field
 from .writer import (
     MAX_ORDER,
     _clean_schema,
     _properties_text,
-    _row_order,
+    _refine,
+    _sortable,
     _write_flat,
     _write_options,
     partition_path,
@@ -452,7 +455,7 @@ class _UniqueIds:
 
     def add(self, values: pa.Array, path: Path, unit: str, lines: np.ndarray) -> None:
         if pa.types.is_integer(values.type):
-            v = pc.fill_null(values.cast(pa.int64()), self._NULL).to_numpy(zero_copy_only=False)
+            v = _numpy(values, pa.int64(), self._NULL).copy()  # not a view keeping the batch alive
         else:
             v = values
         contiguous = lines.size == 0 or int(lines[-1] - lines[0]) == lines.size - 1
@@ -490,6 +493,16 @@ class _UniqueIds:
         (p1, l1), (p2, l2) = hits[:2]
         where = f"{l1} and {l2}" if p1 == p2 else f"{l1} and {p2}: {l2}"
         raise InputError(f"--id column {self.column}: value {dup!r} is not unique ({where})", path=p1)
+
+
+def _numpy(values: pa.Array, typ: pa.DataType, null) -> np.ndarray:
+    """``values`` cast to ``typ`` as a numpy array, nulls replaced by ``null`` (no copy when
+    the column already has the type and no nulls)."""
+    if values.type != typ:
+        values = values.cast(typ)
+    if values.null_count:
+        values = pc.fill_null(values, null)
+    return np.asarray(values.to_numpy(zero_copy_only=False))
 
 
 def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
@@ -595,12 +608,6 @@ def _load_director(release: Path, spec: str) -> _Director:
 # --------------------------------------------------------------------------- spill + histogram
 
 
-def _mapped_table(path: Path) -> pa.Table:
-    """The Arrow IPC file ``path`` as a table whose columns are views of the memory-mapped
-    file (the kernel pages it in as it is read; no copy on the heap)."""
-    return ipc.open_file(pa.memory_map(str(path))).read_all()
-
-
 class _Spill:
     """Batches kept in memory up to ``budget`` bytes, then appended to an IPC file."""
 
@@ -654,9 +661,36 @@ class _Spill:
                 yield reader.get_batch(i)
 
     def table(self) -> pa.Table:
-        if self.path is None:
-            return pa.Table.from_batches(self.batches, schema=self.schema)
-        return _mapped_table(self.path)
+        """The rows kept in memory (only when nothing was spilled)."""
+        assert self.path is None
+        return pa.Table.from_batches(self.batches, schema=self.schema)
+
+    def load_contiguous(self, path: Path | None = None, jobs: int = 1) -> pa.Table:
+        """The rows kept in memory (handed over: the spill keeps none), or those of the IPC
+        file ``path`` (read, not mapped), as a table of one chunk per column, without
+        ``__line``. The copy is made column by column (``jobs`` threads), each column's
+        chunks released once copied, so it needs one column per thread more than the rows,
+        not twice the rows (Arrow's take
+        on a chunked column concatenates its chunks on every call: gathering each partition
+        from the chunks would copy the rows once per partition)."""
+        if path is None:
+            table = pa.Table.from_batches(self.batches, schema=self.schema)
+            self.batches, self.nbytes = [], 0
+        else:
+            with pa.OSFile(str(path)) as src:
+                table = ipc.open_file(src).read_all()
+        if "__line" in table.column_names:
+            table = table.drop_columns(["__line"])
+        schema, columns = table.schema, table.columns
+        del table
+
+        def combine(j: int) -> pa.Array:
+            col, columns[j] = columns[j], None
+            return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+        with ThreadPoolExecutor(max(1, jobs)) as pool:  # Arrow copies without the GIL
+            out = list(pool.map(combine, range(len(columns))))
+        return pa.Table.from_arrays(out, schema=schema)
 
     def remove(self) -> None:
         self.close()
@@ -775,6 +809,66 @@ def _input_entry(path: Path) -> dict:
     return {"path": str(path.resolve()), "sha256": sha256_file(path), "size": path.stat().st_size}
 
 
+class _HashingFile(io.RawIOBase):
+    """A new file opened for writing that computes the sha256 and size of what is written to
+    it (hashlib releases the GIL on large blocks): no second read of the file."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self._fh = open(path, "wb")
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._sha.update(data)
+        self.size += memoryview(data).nbytes
+        return self._fh.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.close()
+        super().close()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def _partition_rows(hp: np.ndarray, parts: list[Partition]) -> list[np.ndarray]:
+    """Row indices (ascending) of each of ``parts`` (consecutive partitions) among rows whose
+    ``_healpix_29`` values are ``hp``: one pass, then a stable counting sort of the partition
+    numbers."""
+    lo29 = np.asarray([p.range29()[0] for p in parts], dtype=np.int64)
+    which = np.searchsorted(lo29, hp, side="right") - 1
+    which = which.astype(np.uint16 if len(parts) < 65536 else np.int64)
+    by_part = np.argsort(which, kind="stable")  # a radix sort for 16-bit keys
+    cuts = np.cumsum([p.n_rows for p in parts])
+    if cuts[-1] != hp.size or (which.size and int(which.min()) < 0):
+        raise ReleaseError(f"internal: {hp.size} rows read back for partitions of {int(cuts[-1])} rows")
+    return np.split(by_part, cuts[:-1])
+
+
+def _partition_order(table: pa.Table, hp: np.ndarray, rows: np.ndarray, sort_columns: tuple[str, ...]) -> np.ndarray:
+    """The indices ``rows`` of one partition's rows in ``table`` (whose ``_healpix_29`` values
+    are ``hp``), in the order of
+    :func:`~minidr.release.writer._row_order` (``_healpix_29``, ``sort_columns``, every other
+    column): the same order as sorting the whole table and keeping this partition's rows."""
+    if rows.size < 2:
+        return rows
+    o, hs = argsort_healpix(hp[rows])
+    order = rows[o]
+    tie = hs[1:] == hs[:-1]
+    if tie.any() and sort_columns:
+        order, tie = _refine(table, order, tie, [HEALPIX_COLUMN, *sort_columns])
+    if tie.any():
+        rest = [c for c in table.column_names if c != HEALPIX_COLUMN and c not in sort_columns]
+        keys_all = [HEALPIX_COLUMN, *sort_columns, *(c for c in rest if _sortable(table.schema.field(c).type))]
+        order, _ = _refine(table, order, tie, keys_all)
+    return order
+
+
 def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: str, ra: str, dec: str,
                    sort_columns: tuple[str, ...], partition_rows: int, row_group_rows: int, compression: str,
                    budget: int, progress: Callable[[str, float], None], jobs: int = 2) -> tuple[list[Partition], list[str]]:
@@ -783,10 +877,9 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
     partitions = plan_from_counts(pixels, counts, partition_rows)
     total = spill.rows
     row_bytes = max(1.0, (spill.nbytes + spill.spilled) / max(total, 1))
-    # a group is held twice while it is made contiguous (the mapped file and its copy), then
-    # once plus one partition per writing thread: spilled rows come back in groups of half the
-    # budget
-    group_rows = max(partition_rows, int((budget if spill.path is None else budget / 2) / row_bytes))
+    # a group is held once (plus one column while it is made contiguous, then one partition
+    # per writing thread)
+    group_rows = max(partition_rows, int(budget / row_bytes))
     groups: list[list[int]] = [[]]
     acc = 0
     for i, p in enumerate(partitions):
@@ -830,47 +923,41 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
     digests: dict[str, dict] = {}
     written = 0
     for g, idx in enumerate(groups):
-        if group_files:
-            table = _mapped_table(group_files[g])
-        else:
-            table = spill.table()
-        table = table.drop_columns(["__line"]) if "__line" in table.column_names else table
-        order = _row_order(table, sort_columns, name)
-        # one chunk per column (Arrow's take on a chunked column concatenates all its chunks
-        # first: gathering each partition from the chunks would copy the group per partition);
-        # a mapped group file is unmapped once copied
-        table = _clean_schema(table).combine_chunks()
-        identity = bool(np.all(order[1:] > order[:-1]))
+        # each thread gathers its own partition's rows from the group's contiguous columns
+        table = _clean_schema(spill.load_contiguous(group_files[g] if group_files else None, jobs))
         if options is None:
             options = _write_options(table.schema, row_group_rows, compression,
                                      stats_columns=(HEALPIX_COLUMN, ra, dec, *sort_columns))
             common_schema = table.schema
-        start = partitions[idx[0]].start
+        hp = table[HEALPIX_COLUMN].to_numpy()
+        members = _partition_rows(hp, [partitions[i] for i in idx])
 
-        def work(i: int, table=table, order=order, identity=identity, start=start, options=options) -> pq.FileMetaData:
-            p = partitions[i]
-            lo = p.start - start
-            if identity:
-                rows = table.slice(lo, p.n_rows)
+        def work(k: int, table=table, hp=hp, members=members, options=options) -> pq.FileMetaData:
+            p = partitions[idx[k]]
+            order = _partition_order(table, hp, members[k], sort_columns)
+            if order.size and int(order[-1] - order[0]) == order.size - 1 and bool(np.all(order[1:] > order[:-1])):
+                rows = table.slice(int(order[0]), order.size).combine_chunks()  # already in order
             else:
-                rows = table.take(pa.array(order[lo:lo + p.n_rows]))
+                rows = table.take(pa.array(order))
             rel = partition_path(p.order, p.pixel)
             path = directory / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(rows, path, **options)
-            meta = pq.read_metadata(path)
+            collected: list[pq.FileMetaData] = []
+            with _HashingFile(path) as fh:  # checksummed as written, in this thread
+                pq.write_table(rows, fh, metadata_collector=collected, **options)
+            digests[rel] = {"sha256": fh.hexdigest(), "size": fh.size}
+            meta = collected[0]
             meta.set_file_path(rel[len("dataset/"):])
-            digests[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}  # in this thread
             return meta
 
         # largest partitions first keeps the threads busy; the bytes do not depend on the order
         with ThreadPoolExecutor(max(1, min(jobs, len(idx)))) as pool:
-            futures = {i: pool.submit(work, i) for i in sorted(idx, key=lambda k: -partitions[k].n_rows)}
-            for i in idx:
-                metas[i] = futures[i].result()
+            futures = {k: pool.submit(work, k) for k in sorted(range(len(idx)), key=lambda k: -partitions[idx[k]].n_rows)}
+            for k, i in enumerate(idx):
+                metas[i] = futures[k].result()
                 written += partitions[i].n_rows
                 progress("write", written / max(total, 1))
-        del table, order
+        del table, hp, members
         if group_files:
             group_files[g].unlink()
         pa.default_memory_pool().release_unused()
@@ -1145,8 +1232,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
                                                 pa.array(d))
                 else:
                     rcol, dcol = batch.column(ra_col), batch.column(dec_col)
-                    r = np.asarray(pc.fill_null(rcol.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
-                    d = np.asarray(pc.fill_null(dcol.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+                    r, d = _numpy(rcol, pa.float64(), np.nan), _numpy(dcol, pa.float64(), np.nan)
                     keep = np.isfinite(r) & np.isfinite(d) & (np.abs(d) <= 90.0)
                     for j in np.flatnonzero(~keep):
                         src.fail(int(lines[j]), f"bad position {ra_col}={rcol[j].as_py()!r} {dec_col}={dcol[j].as_py()!r}")
