@@ -76,6 +76,7 @@ def characterize(image, variance, mask, cfg: Config = Config()) -> Characterizat
         psf = fit_psf(bgsub, variance, mask, det0.x, det0.y,
                       replace(cfg.psf, min_snr=cfg.psf.min_snr / 2.5), fwhm_guess=fwhm0,
                       footprints=det0.footprints)
+    del det0  # its footprint image is as large as the frame
     det = detect_sources(bgsub, variance, mask, rms, psf.fwhm, cfg.detection)
     cache = {}
     src = measure_sources(bgsub, variance, mask, psf, det.x.astype(float), det.y.astype(float),

@@ -440,8 +440,8 @@ def adaptive_moments_kernel(image, mask, xs, ys, sigma0, excl_bits, maxiter, tol
     a Gaussian source. Returns ixx, iyy, ixy [pixel^2] and converged (bool). The weight
     (cut at q = 16, q the Mahalanobis distance squared) is summed only over each row's
     columns where q <= 16, and, unless the ellipse is very elongated, evaluated as a
-    column factor times a row factor times a geometric sequence for the cross term (no
-    exp per pixel; equal to the direct exp to ~1e-15).
+    column factor times a row factor times a geometric sequence for the cross term (one
+    exp per row and column, none per pixel; equal to the direct exp to ~1e-14).
     """
     n = xs.shape[0]
     ny, nx = image.shape
@@ -457,9 +457,6 @@ def adaptive_moments_kernel(image, mask, xs, ys, sigma0, excl_bits, maxiter, tol
         wxy = 0.0
         conv = False
         colf = np.empty(2 * 80 + 1)  # rad <= 80 while wxx, wyy <= 400
-        g = 1.0
-        ratio = 1.0
-        rowf = 1.0
         for it in range(maxiter):
             det = wxx * wyy - wxy * wxy
             if det <= 0.0 or wxx > 400.0 or wyy > 400.0:
@@ -472,18 +469,26 @@ def adaptive_moments_kernel(image, mask, xs, ys, sigma0, excl_bits, maxiter, tol
             cy = int(math.floor(y + 0.5))
             x0 = max(cx - rad, 0)
             x1 = min(cx + rad + 1, nx)
-            # factorised weight when the cross term stays moderate (|correlation| < 0.89)
+            y0 = max(cy - rad, 0)
+            # factorised weight when the cross term stays moderate (|correlation| < 0.89):
+            # exp(-q/2) = colf(dx) * exp(-ic dy^2 / 2 - ib dy dx_lo) * exp(-ib dy)^(dx - dx_lo)
             fast = ib * ib < 0.8 * ia * ic
+            ratio = 1.0
+            rstep = 1.0
             if fast:
                 for xx in range(x0, x1):
                     dx = xx - x
                     colf[xx - x0] = math.exp(-0.5 * ia * dx * dx)
+                ratio = math.exp(-ib * (y0 - y))
+                rstep = math.exp(-ib)
             s0 = 0.0
             sxx = 0.0
             syy = 0.0
             sxy = 0.0
-            for yy in range(max(cy - rad, 0), min(cy + rad + 1, ny)):
+            for yy in range(y0, min(cy + rad + 1, ny)):
                 dy = yy - y
+                rat = ratio
+                ratio *= rstep
                 # the columns where q <= 16 on this row, one pixel of margin
                 bq = ib * dy
                 disc = bq * bq - ia * (ic * dy * dy - 16.0)
@@ -492,30 +497,33 @@ def adaptive_moments_kernel(image, mask, xs, ys, sigma0, excl_bits, maxiter, tol
                 sq = math.sqrt(disc)
                 lo = max(x0, int(math.floor(x + (-bq - sq) / ia)) - 1)
                 hi = min(x1, int(math.floor(x + (-bq + sq) / ia)) + 2)
-                if fast:
-                    rowf = math.exp(-0.5 * ic * dy * dy)
-                    g = math.exp(-bq * (lo - x))
-                    ratio = math.exp(-bq)
+                g = math.exp(-0.5 * ic * dy * dy - bq * (lo - x)) if fast else 1.0
+                r0 = 0.0
+                rx = 0.0
+                rxx = 0.0
                 for xx in range(lo, hi):
                     gcur = g
-                    g *= ratio
+                    g *= rat
                     if mask[yy, xx] & excl_bits:
                         continue
                     d = image[yy, xx]
                     if not math.isfinite(d):
                         continue
                     dx = xx - x
-                    q = ia * dx * dx + 2.0 * ib * dx * dy + ic * dy * dy
+                    q = ia * dx * dx + 2.0 * bq * dx + ic * dy * dy
                     if q > 16.0:
                         continue
                     if fast:
-                        w = colf[xx - x0] * rowf * gcur * d
+                        w = colf[xx - x0] * gcur * d
                     else:
                         w = math.exp(-0.5 * q) * d
-                    s0 += w
-                    sxx += w * dx * dx
-                    syy += w * dy * dy
-                    sxy += w * dx * dy
+                    r0 += w
+                    rx += w * dx
+                    rxx += w * dx * dx
+                s0 += r0
+                sxx += rxx
+                syy += r0 * dy * dy
+                sxy += rx * dy
             if s0 <= 0.0:
                 break
             nxx = 2.0 * sxx / s0

@@ -170,16 +170,20 @@ def select_psf_stars(image, variance, mask, x, y, cfg: PsfConfig, fwhm_guess: fl
     if n > 1:
         from scipy.spatial import cKDTree
 
-        tree = cKDTree(np.column_stack([x, y]))
-        cnt = np.array([len(c) for c in tree.query_ball_point(np.column_stack([x, y]), r)])
-        ok &= cnt <= 1
+        xy = np.column_stack([x, y])
+        ok &= cKDTree(xy).query_ball_point(xy, r, return_length=True) <= 1
     flagmap = np.zeros(16, dtype=np.int32)
     for b in range(16):
         if (1 << b) & _AVOID:
             flagmap[b] = 1
-    rap = np.full(n, max(2.0 * fwhm_guess, 3.0))
-    fl, fe, _, afl = kernels.aperture_flux_kernel(image, variance, mask, x, y, rap, _EXCL, flagmap, 1)
-    ok &= afl == 0
+    # aperture S/N of the candidates that passed so far
+    fl = np.full(n, np.nan)
+    fe = np.full(n, np.nan)
+    idx = np.flatnonzero(ok)
+    rap = np.full(idx.size, max(2.0 * fwhm_guess, 3.0))
+    fl[idx], fe[idx], _, afl = kernels.aperture_flux_kernel(image, variance, mask, x[idx], y[idx], rap, _EXCL,
+                                                            flagmap, 1)
+    ok[idx[afl != 0]] = False
     with np.errstate(invalid="ignore", divide="ignore"):
         ok &= fl / fe > cfg.min_snr
     # stellar locus of sizes
