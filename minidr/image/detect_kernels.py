@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from minidr._jit import njit, prange
@@ -24,16 +25,20 @@ _STRIP = 64
 
 
 @njit(parallel=True)
-def clean_image(image, mask, excl_bits):
-    """A float32 copy with non-finite pixels and pixels having any of ``excl_bits`` set to 0."""
+def _clean_into(image, mask, excl_bits, out):
     ny, nx = image.shape
-    out = np.empty((ny, nx), dtype=np.float32)
     for y in prange(ny):
         for x in range(nx):
             v = image[y, x]
             if (mask[y, x] & excl_bits) or not math.isfinite(v):
                 v = 0.0
             out[y, x] = v
+
+
+def clean_image(image, mask, excl_bits):
+    """A float32 copy with non-finite pixels and pixels having any of ``excl_bits`` set to 0."""
+    out = np.empty(image.shape, dtype=np.float32)
+    _clean_into(image, mask, excl_bits, out)
     return out
 
 
@@ -81,46 +86,56 @@ def _col_pass(tmp, r0, y, ny, k, acc):
 
 
 @njit(parallel=True)
+def _smooth_into(image, mask, excl_bits, k, noise, factor, sm, core, nthreads):
+    ny, nx = image.shape
+    h = k.shape[0] // 2
+    use_mask = mask.shape[0] == ny and mask.shape[1] == nx
+    want_core = core.shape[0] == ny
+    k32 = k.astype(np.float32)
+    nstrip = (ny + _STRIP - 1) // _STRIP
+    ntask = max(1, min(nstrip, nthreads))
+    for task in prange(ntask):
+        tmp = np.empty((_STRIP + 2 * h, nx), dtype=np.float32)
+        buf = np.zeros(nx + 2 * h, dtype=np.float32)
+        acc = np.empty(nx, dtype=np.float32)
+        for s in range(task, nstrip, ntask):
+            y0 = s * _STRIP
+            y1 = min(ny, y0 + _STRIP)
+            r0 = max(0, y0 - h)
+            r1 = min(ny, y1 + h)
+            _row_pass(image, mask, use_mask, excl_bits, k32, r0, r1, tmp, buf, acc)
+            for y in range(y0, y1):
+                _col_pass(tmp, r0, y, ny, k32, acc)
+                o = sm[y]
+                for x in range(nx):
+                    o[x] = acc[x]
+                if want_core:
+                    c = core[y]
+                    nz = noise[y]
+                    for x in range(nx):
+                        c[x] = o[x] > factor * nz[x]
+
+
 def smooth_threshold(image, mask, excl_bits, k, noise, factor, want_core):
     """Matched filter: ``image`` convolved with the separable kernel ``k[:, None] * k[None, :]``
     (odd length; outside the image counts as 0), and the map ``smoothed > factor * noise``.
 
     Pixels that are not finite or (when ``mask`` has the image's shape; pass a (1, 1) array
-    for none) have any of ``excl_bits`` set count as 0. Row pass then column pass, in
-    blocks of ``_STRIP`` rows (one block per task, its row-pass buffer only), float64 sums
-    rounded to float32 after each pass. ``noise`` (per-pixel, e.g. the background rms [e-])
-    is read only when ``want_core``. Returns (smoothed float32, core bool; (1, 1) when not
-    ``want_core``).
+    for none) have any of ``excl_bits`` set count as 0. Row pass then column pass in
+    float32, in blocks of ``_STRIP`` rows (one task per thread, reusing its row-pass buffer
+    of ``_STRIP + 2 h`` rows). ``noise`` (per-pixel, e.g. the background rms [e-]) is read
+    only when ``want_core``. Returns (smoothed float32, core bool; (1, 1) when not
+    ``want_core``). The outputs are allocated by numpy (huge pages: 4x cheaper to fault in
+    than numba's allocation of a full frame).
     """
     ny, nx = image.shape
-    h = k.shape[0] // 2
-    use_mask = mask.shape[0] == ny and mask.shape[1] == nx
     sm = np.empty((ny, nx), dtype=np.float32)
-    core = np.zeros((ny, nx) if want_core else (1, 1), dtype=np.bool_)
-    nstrip = (ny + _STRIP - 1) // _STRIP
-    for s in prange(nstrip):
-        y0 = s * _STRIP
-        y1 = min(ny, y0 + _STRIP)
-        r0 = max(0, y0 - h)
-        r1 = min(ny, y1 + h)
-        tmp = np.empty((r1 - r0, nx), dtype=np.float32)
-        buf = np.zeros(nx + 2 * h, dtype=np.float64)
-        acc = np.empty(nx, dtype=np.float64)
-        _row_pass(image, mask, use_mask, excl_bits, k, r0, r1, tmp, buf, acc)
-        for y in range(y0, y1):
-            _col_pass(tmp, r0, y, ny, k, acc)
-            o = sm[y]
-            for x in range(nx):
-                o[x] = acc[x]
-            if want_core:
-                c = core[y]
-                nz = noise[y]
-                for x in range(nx):
-                    c[x] = o[x] > factor * nz[x]
+    core = np.empty((ny, nx) if want_core else (1, 1), dtype=np.bool_)
+    _smooth_into(image, mask, excl_bits, np.asarray(k, dtype=np.float64), noise, float(factor), sm, core,
+                 numba.get_num_threads())
     return sm, core
 
 
-@njit(parallel=True)
 def smooth_runs(image, mask, excl_bits, k, noise, factor):
     """The matched filter and threshold of :func:`smooth_threshold` (same values), kept only
     where ``smoothed > factor * noise``: the runs of those pixels (start, x0, x1) and their
@@ -130,10 +145,17 @@ def smooth_runs(image, mask, excl_bits, k, noise, factor):
     of over-sized scratch arrays (``np.empty``: only the pages written are ever mapped),
     compacted at the end.
     """
+    return _smooth_runs(image, mask, excl_bits, np.asarray(k, dtype=np.float64), noise, float(factor),
+                        numba.get_num_threads())
+
+
+@njit(parallel=True)
+def _smooth_runs(image, mask, excl_bits, k, noise, factor, nthreads):
     ny, nx = image.shape
     h = k.shape[0] // 2
     use_mask = mask.shape[0] == ny and mask.shape[1] == nx
     nstrip = (ny + _STRIP - 1) // _STRIP
+    k32 = k.astype(np.float32)
     rcap = _STRIP * (nx // 2 + 1)
     vcap = _STRIP * nx
     sx0 = np.empty(nstrip * rcap, dtype=np.int32)
@@ -141,44 +163,46 @@ def smooth_runs(image, mask, excl_bits, k, noise, factor):
     sval = np.empty(nstrip * vcap, dtype=np.float32)
     cnt = np.zeros(ny + 1, dtype=np.int64)
     nval = np.zeros(nstrip, dtype=np.int64)
-    for s in prange(nstrip):
-        y0 = s * _STRIP
-        y1 = min(ny, y0 + _STRIP)
-        r0 = max(0, y0 - h)
-        r1 = min(ny, y1 + h)
-        tmp = np.empty((r1 - r0, nx), dtype=np.float32)
-        buf = np.zeros(nx + 2 * h, dtype=np.float64)
-        acc = np.empty(nx, dtype=np.float64)
-        _row_pass(image, mask, use_mask, excl_bits, k, r0, r1, tmp, buf, acc)
-        nr = s * rcap
-        nv = s * vcap
+    ntask = max(1, min(nstrip, nthreads))
+    for task in prange(ntask):
+        tmp = np.empty((_STRIP + 2 * h, nx), dtype=np.float32)
+        buf = np.zeros(nx + 2 * h, dtype=np.float32)
+        acc = np.empty(nx, dtype=np.float32)
         nw = (nx + 7) // 8
         above = np.zeros(nw * 8, dtype=np.uint8)
         words = above.view(np.uint64)
-        for y in range(y0, y1):
-            _col_pass(tmp, r0, y, ny, k, acc)
-            nz = noise[y]
-            for x in range(nx):
-                above[x] = np.float32(acc[x]) > factor * nz[x]
-            c = 0
-            x = 0
-            while x < nx:
-                if x % 8 == 0 and words[x // 8] == 0:
-                    x += 8  # eight pixels below threshold
-                    continue
-                if above[x]:
-                    sx0[nr] = x
-                    while x < nx and above[x]:
-                        sval[nv] = acc[x]
-                        nv += 1
+        for s in range(task, nstrip, ntask):
+            y0 = s * _STRIP
+            y1 = min(ny, y0 + _STRIP)
+            r0 = max(0, y0 - h)
+            r1 = min(ny, y1 + h)
+            _row_pass(image, mask, use_mask, excl_bits, k32, r0, r1, tmp, buf, acc)
+            nr = s * rcap
+            nv = s * vcap
+            for y in range(y0, y1):
+                _col_pass(tmp, r0, y, ny, k32, acc)
+                nz = noise[y]
+                for x in range(nx):
+                    above[x] = np.float32(acc[x]) > factor * nz[x]
+                c = 0
+                x = 0
+                while x < nx:
+                    if x % 8 == 0 and words[x // 8] == 0:
+                        x += 8  # eight pixels below threshold
+                        continue
+                    if above[x]:
+                        sx0[nr] = x
+                        while x < nx and above[x]:
+                            sval[nv] = acc[x]
+                            nv += 1
+                            x += 1
+                        sx1[nr] = x - 1
+                        nr += 1
+                        c += 1
+                    else:
                         x += 1
-                    sx1[nr] = x - 1
-                    nr += 1
-                    c += 1
-                else:
-                    x += 1
-            cnt[y + 1] = c
-        nval[s] = nv - s * vcap
+                cnt[y + 1] = c
+            nval[s] = nv - s * vcap
     start = np.cumsum(cnt)
     x0 = np.empty(start[ny], dtype=np.int32)
     x1 = np.empty(start[ny], dtype=np.int32)
@@ -212,13 +236,17 @@ def convolve_separable(image, k):
 
 
 @njit(parallel=True)
-def threshold_map(smoothed, rms, factor):
-    """Boolean map ``smoothed > factor * rms`` (rms a per-pixel map)."""
+def _threshold_into(smoothed, rms, factor, out):
     ny, nx = smoothed.shape
-    out = np.empty((ny, nx), dtype=np.bool_)
     for y in prange(ny):
         for x in range(nx):
             out[y, x] = smoothed[y, x] > factor * rms[y, x]
+
+
+def threshold_map(smoothed, rms, factor):
+    """Boolean map ``smoothed > factor * rms`` (rms a per-pixel map)."""
+    out = np.empty(smoothed.shape, dtype=np.bool_)
+    _threshold_into(smoothed, rms, float(factor), out)
     return out
 
 
@@ -350,14 +378,20 @@ def label_runs(start, x0, x1):
 
 
 @njit(parallel=True)
-def paint_runs(ny, nx, start, x0, x1, lab):
-    """int32 label image (0 outside the runs) from labelled runs."""
-    out = np.zeros((ny, nx), dtype=np.int32)
-    for y in prange(ny):
+def _paint_into(out, start, x0, x1, lab):
+    for y in prange(out.shape[0]):
+        row = out[y]
         for j in range(start[y], start[y + 1]):
             v = lab[j]
             for x in range(x0[j], x1[j] + 1):
-                out[y, x] = v
+                row[x] = v
+
+
+def paint_runs(ny, nx, start, x0, x1, lab):
+    """int32 label image (0 outside the runs) from labelled runs (allocated by numpy: see
+    :func:`smooth_threshold`)."""
+    out = np.zeros((ny, nx), dtype=np.int32)
+    _paint_into(out, start, x0, x1, lab)
     return out
 
 
