@@ -582,3 +582,21 @@ def test_field_across_ra_zero(tmp_path):
         with fits.open(res.outdir / fr.filename) as h:
             ra = parse_ra(h[0].header["RA"])
         assert min(ra, 360 - ra) < 0.05
+
+
+@pytest.mark.parametrize("fwhm,beta", [(3.0, 2.5), (4.5, 3.2), (6.0, 4.0)])
+def test_truth_snr_uses_the_noise_area_of_the_rendered_moffat(fwhm, beta):
+    """qa.truth's expected S/N is a PSF fit's: its area is 1 / sum(P^2) of the star the
+    simulator draws (within 5%: pixel integration adds ~1.5 pixel^2), 1.4-1.9x that of a
+    Gaussian of the same FWHM."""
+    from minidr.qa.truth import expected_snr, psf_noise_area
+
+    img = sv.render_objects((81, 81), np.array([40.3]), np.array([39.8]), np.array([1e7]), np.array([True]),
+                            np.array([fwhm]), beta, (0.0, 0.0), np.zeros((1, 2, 2)), np.zeros(1), np.ones(1))
+    p = img / img.sum()
+    area = float(psf_noise_area(fwhm, beta))
+    assert area == pytest.approx(1.0 / float((p**2).sum()), rel=0.05)
+    assert 1.35 < area / float(psf_noise_area(fwhm)) < 2.0
+    sky = 400.0
+    assert float(expected_snr(1000.0, fwhm, sky, beta=beta)) == pytest.approx(
+        1000.0 / math.sqrt(1000.0 + area * (sky + 36.0)))
