@@ -127,24 +127,37 @@ def clipped_mean_stack(stack, clip, iterations, floor):
         hi2 = np.full(nx, -np.inf)
         s = np.zeros(nx)
         s2 = np.zeros(nx)
+        fast = np.zeros(nx, dtype=np.uint8)
         for i in range(n):
             src = stack[i, y]
-            for x in range(nx):
+            for x in range(nx):  # selects, no branches: vectorises
                 v = np.float64(src[x])  # NaN makes s NaN: the pixel takes the full path
-                lo2[x] = min(lo2[x], max(lo[x], v))
-                lo[x] = min(lo[x], v)
-                hi2[x] = max(hi2[x], min(hi[x], v))
-                hi[x] = max(hi[x], v)
+                a = lo[x]
+                b = hi[x]
+                m1 = v if v > a else a
+                lo2[x] = m1 if m1 < lo2[x] else lo2[x]
+                lo[x] = v if v < a else a
+                m2 = v if v < b else b
+                hi2[x] = m2 if m2 > hi2[x] else hi2[x]
+                hi[x] = v if v > b else b
                 s[x] += v
                 s2[x] += v * v
-        for x in range(nx):
-            if n >= 3 and math.isfinite(s[x]) and hi[x] - lo2[x] <= cf and hi2[x] - lo[x] <= cf:
+        if n >= 3:
+            for x in range(nx):
                 c = s[x] / n
-                sd = max(math.sqrt(max((s2[x] - n * c * c) / (n - 1), 0.0)), floor)
-                if iterations <= 1 or max(hi[x] - c, c - lo[x]) <= clip * sd:
-                    out[y, x] = c
-                    nkept[y, x] = n
-                    continue
+                var = (s2[x] - n * c * c) / (n - 1)
+                sd = math.sqrt(var if var > 0.0 else 0.0)
+                sd = sd if sd > floor else floor
+                dev = hi[x] - c if hi[x] - c > c - lo[x] else c - lo[x]
+                fast[x] = (np.uint8(abs(c) < np.inf)  # no NaN or inf among the values
+                           & np.uint8(hi[x] - lo2[x] <= cf) & np.uint8(hi2[x] - lo[x] <= cf)
+                           & np.uint8((iterations <= 1) | (dev <= clip * sd)))
+                s[x] = c
+        for x in range(nx):
+            if fast[x]:
+                out[y, x] = s[x]
+                nkept[y, x] = n
+                continue
             for i in range(n):
                 vals[i] = stack[i, y, x]
             mean, m = _clipped_mean_1d(vals, keep, buf, clip, iterations, floor)

@@ -126,6 +126,27 @@ def test_clipped_mean_kernel_matches_naive():
     assert nkept[10, 10] <= 8 and got[0, 0] == 7.0
 
 
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7])
+def test_clipped_mean_shortcut_is_bit_identical_to_the_full_rule(n):
+    """The row-wise shortcut (plain mean where no value can be clipped) gives, bit for bit,
+    the per-pixel rule of ``_clipped_mean_1d``: with a floor that makes most pixels take the
+    shortcut, with outliers, NaN, inf and one or three iterations."""
+    rng = np.random.default_rng(10 + n)
+    stack = rng.normal(50, 3, (n, 24, 30)).astype(np.float32)
+    stack[0, 3, :] += rng.choice([0.0, 12.0, 40.0], 30).astype(np.float32)  # some clipped
+    stack[n - 1, 7, 4] = np.nan
+    stack[0, 9, 9] = np.inf
+    stack[:, 11, 11] = 5.0
+    for clip, iters, floor in ((3.0, 3, 3.0), (3.0, 1, 3.0), (2.5, 3, 1.0), (3.0, 3, 0.0)):
+        got, nk = k.clipped_mean_stack(stack, clip, iters, floor)
+        keep = np.empty(n, np.uint8)
+        buf = np.empty(n)
+        for y in range(stack.shape[1]):
+            for x in range(stack.shape[2]):
+                want, m = k._clipped_mean_1d(stack[:, y, x].astype(np.float64), keep, buf, clip, iters, floor)
+                assert np.float32(want).tobytes() == got[y, x].tobytes() and m == nk[y, x], (y, x)
+
+
 def test_three_frames_with_equal_values_still_reject_a_cosmic_ray():
     """With 3 frames two equal (quantised) values make the MAD 0: the frame-noise floor
     must still reject the third frame's hit."""
