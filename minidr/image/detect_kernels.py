@@ -490,70 +490,70 @@ def _disk_half_widths(r):
 
 
 @njit
-def _grow_row(y, ny, nx, start, x0, x1, r, half, ptr, ox0, ox1, write):
-    """Runs of row y of the runs dilated by the disk: a k-way merge (by first column) of
-    the rows y - r..y + r, widened by ``half``; written to ``ox0/ox1`` when ``write``.
-    Returns the number of runs."""
-    nl = 2 * r + 1
-    for i in range(nl):
-        yy = y + i - r
-        ptr[i] = start[yy] if 0 <= yy < ny else 0
-    c = 0
-    cur0 = -1
-    cur1 = -2
-    while True:
-        best = -1
-        bx = nx
-        for i in range(nl):
-            yy = y + i - r
-            if yy < 0 or yy >= ny or ptr[i] >= start[yy + 1]:
-                continue
-            a = max(0, x0[ptr[i]] - half[i])
-            if a < bx:
-                bx = a
-                best = i
-        if best < 0:
-            break
-        b = min(nx - 1, x1[ptr[best]] + half[best])
-        ptr[best] += 1
-        if bx <= cur1 + 1:
-            if b > cur1:
-                cur1 = b
+def _row_bitmap_runs(row, words, nx, ox0, ox1, n):
+    """Append the runs of the 0/1 row bitmap ``row`` (``words`` its uint64 view) to
+    ``ox0/ox1`` from index n, clearing the row; returns the new count."""
+    x = 0
+    while x < nx:
+        if x % 8 == 0 and words[x // 8] == 0:
+            x += 8
+            continue
+        if row[x]:
+            ox0[n] = x
+            while x < nx and row[x]:
+                row[x] = 0
+                x += 1
+            ox1[n] = x - 1
+            n += 1
         else:
-            if cur1 >= 0:
-                if write:
-                    ox0[c] = cur0
-                    ox1[c] = cur1
-                c += 1
-            cur0 = bx
-            cur1 = b
-    if cur1 >= 0:
-        if write:
-            ox0[c] = cur0
-            ox1[c] = cur1
-        c += 1
-    return c
+            x += 1
+    return n
 
 
-@njit(parallel=True)
 def grow_runs(ny, nx, start, x0, x1, r):
     """Runs (start, x0, x1) of the runs dilated by a disk of radius r [pixels] (pixel
     centres within r): a run of row y covers, in row y + dy, its columns widened by
-    floor(sqrt(r^2 - dy^2)) on each side. Cost proportional to the runs."""
+    floor(sqrt(r^2 - dy^2)) on each side. Each output row is painted into a one-row
+    bitmap and read back as runs: no full-frame array."""
+    return _grow_runs(int(ny), int(nx), start, x0, x1, int(r), numba.get_num_threads())
+
+
+@njit(parallel=True)
+def _grow_runs(ny, nx, start, x0, x1, r, nthreads):
     half = _disk_half_widths(r)
+    nstrip = (ny + _STRIP - 1) // _STRIP
+    rcap = _STRIP * (nx // 2 + 1)
+    sx0 = np.empty(nstrip * rcap, dtype=np.int32)
+    sx1 = np.empty(nstrip * rcap, dtype=np.int32)
     cnt = np.zeros(ny + 1, dtype=np.int64)
-    for y in prange(ny):
-        ptr = np.empty(2 * r + 1, dtype=np.int64)
-        cnt[y + 1] = _grow_row(y, ny, nx, start, x0, x1, r, half, ptr, x0, x1, False)
+    ntask = max(1, min(nstrip, nthreads))
+    for task in prange(ntask):
+        nw = (nx + 7) // 8
+        row = np.zeros(nw * 8, dtype=np.uint8)
+        words = row.view(np.uint64)
+        for s in range(task, nstrip, ntask):
+            n = s * rcap
+            for y in range(s * _STRIP, min(ny, (s + 1) * _STRIP)):
+                for dy in range(-r, r + 1):
+                    yy = y + dy
+                    if yy < 0 or yy >= ny:
+                        continue
+                    w = half[dy + r]
+                    for j in range(start[yy], start[yy + 1]):
+                        for x in range(max(0, x0[j] - w), min(nx - 1, x1[j] + w) + 1):
+                            row[x] = 1
+                n1 = _row_bitmap_runs(row, words, nx, sx0, sx1, n)
+                cnt[y + 1] = n1 - n
+                n = n1
     gstart = np.cumsum(cnt)
     gx0 = np.empty(gstart[ny], dtype=np.int32)
     gx1 = np.empty(gstart[ny], dtype=np.int32)
-    for y in prange(ny):
-        if cnt[y + 1] == 0:
-            continue
-        ptr = np.empty(2 * r + 1, dtype=np.int64)
-        _grow_row(y, ny, nx, start, x0, x1, r, half, ptr, gx0[gstart[y]:gstart[y + 1]],
-                  gx1[gstart[y]:gstart[y + 1]], True)
+    for s in prange(nstrip):
+        a = gstart[s * _STRIP]
+        b = gstart[min(ny, (s + 1) * _STRIP)]
+        for i in range(b - a):
+            gx0[a + i] = sx0[s * rcap + i]
+            gx1[a + i] = sx1[s * rcap + i]
     return gstart, gx0, gx1
 
 
@@ -606,6 +606,42 @@ def _stable_order(v):
     for i in range(m):
         out[i] = key[i] & 2147483647
     return out
+
+
+@njit
+def _one_branch(neg, pos, bh, bw):
+    """True when exactly one pixel of a footprint has no 8-neighbour before it in the
+    deblending order (``neg`` ascending, ties in raster order; ``pos`` the pixels' flat
+    indices in the bh x bw bounding box, in raster order): the tree then never merges."""
+    m = neg.shape[0]
+    grid = np.full((bh, bw), np.inf, dtype=np.float32)
+    for p in range(m):
+        grid[pos[p] // bw, pos[p] % bw] = neg[p]
+    count = 0
+    for p in range(m):
+        ly = pos[p] // bw
+        lx = pos[p] - ly * bw
+        v = neg[p]
+        first = True
+        for dy in (-1, 0, 1):
+            yy = ly + dy
+            if yy < 0 or yy >= bh:
+                continue
+            for dx in (-1, 0, 1):
+                xx = lx + dx
+                if (dy == 0 and dx == 0) or xx < 0 or xx >= bw:
+                    continue
+                u = grid[yy, xx]
+                if u < v or (u == v and (dy < 0 or (dy == 0 and dx < 0))):
+                    first = False
+                    break
+            if not first:
+                break
+        if first:
+            count += 1
+            if count > 1:
+                return False
+    return count == 1
 
 
 @njit(parallel=True)
@@ -675,6 +711,18 @@ def persistence_runs(vals, voff, start, x0, x1, lab, n, ny, nx, variance, rms, k
                 pos[p] = (y - ylo) * bw + (x - xlo)
                 total += v
                 p += 1
+        base = pstart[l - 1]
+        if _one_branch(neg, pos, yhi - ylo + 1, bw):
+            # a single local maximum: no branches ever meet, the tree keeps only the top
+            top = 0
+            for p in range(1, m):
+                if neg[p] < neg[top]:
+                    top = p
+            pr = pos[top]
+            kept[base] = (pr // bw + ylo) * nx + (pr - (pr // bw) * bw + xlo)
+            kval[base] = -neg[top]
+            nkept[l] = 1
+            continue
         order = _stable_order(neg)
         rank = np.full(((yhi - ylo + 1), bw), -1, dtype=np.int32)
         parent = np.empty(m, dtype=np.int32)
@@ -735,7 +783,6 @@ def persistence_runs(vals, voff, start, x0, x1, lab, n, ny, nx, variance, rms, k
             parent[k] = win
             flux[win] += flux[k]
         c = 0
-        base = pstart[l - 1]
         for k in range(m):
             if parent[k] == k or keep[k]:
                 pr = pos[order[k]]

@@ -216,3 +216,20 @@ def test_stable_order_is_a_stable_argsort():
     v = rng.choice(np.array([-2.5, -1.0, -0.0, 0.0, 1e-30, 1.0, 3.0, -1e-30], np.float32), 500)
     v = np.concatenate([v, rng.normal(size=300).astype(np.float32)])
     assert np.array_equal(dk._stable_order(v), np.argsort(v, kind="stable"))
+
+
+def test_deblend_peaks_with_plateaus_equals_global_tree():
+    """Equal smoothed values (ties go in raster order) in single- and multi-peak footprints."""
+    rng = np.random.default_rng(8)
+    shape = (60, 70)
+    n = 18
+    img = stars(shape, rng.uniform(3, 67, n), rng.uniform(3, 57, n), rng.uniform(300, 4000, n), seed=8)
+    k = gaussian_kernel1d(1.5, 3.5)
+    knorm = float((k * k).sum())
+    sm = np.round(dk.convolve_separable(img, k) / 2.0).astype(np.float32) * 2.0  # plateaus
+    rms = np.full(shape, 3.0, np.float32)
+    labels, nl = dk.label8(dk.threshold_map(sm, rms, 4.0 * knorm))
+    cfg = DetectionConfig(deblend_nsigma=1.0)
+    py, px = deblend_peaks(sm, labels, nl, rms * rms, rms, knorm, cfg)
+    ry, rx = naive_persistence(sm, labels, rms * rms, rms, knorm, 1.0, cfg.deblend_contrast)
+    assert np.array_equal(np.sort(py * shape[1] + px), np.sort(ry * shape[1] + rx))
