@@ -228,9 +228,13 @@ def process_frame(task: FrameTask) -> dict:
     """Process one frame and write its outputs; return a small summary (runs in workers).
 
     Never raises for a problem of this frame: the failure is written to ``failed.json``
-    and returned, so the run goes on with the other frames.
+    and returned, so the run goes on with the other frames. The raw frame and the masters
+    are dropped as soon as ISR is done (they are not needed by characterisation, the
+    memory peak). The frame log holds the CPU seconds (every thread of the process) and
+    the wall seconds of each step.
     """
-    from .process import run as process_run
+    from .isr import run as isr_run
+    from .process import Steps, process_exposure
     from .raw.reader import read_raw
     from .repo.store import read_master, write_calexp
 
@@ -242,6 +246,7 @@ def process_frame(task: FrameTask) -> dict:
     remove_stale_temporaries(fdir)  # left by a killed run
     layout.ccdvisit_path(repo, info.visit, info.detector).unlink(missing_ok=True)  # outputs of another config
     t0 = time.perf_counter()
+    step = Steps()
     try:
         plugins = source_plugins(repo, cfg)
         bias_p = layout.calib_path(repo, "bias", info.detector)
@@ -253,11 +258,14 @@ def process_frame(task: FrameTask) -> dict:
         refcat_p = layout.refcat_path(repo)
         if not refcat_p.exists():
             raise InputError("no reference catalog ingested (use 'minidr ingest --refcat FILE')")
-        raw = read_raw(info.path)
-        result = process_run(
-            raw, read_master(bias_p), read_master(dark_p) if dark_p.exists() else None, read_master(flat_p),
-            _load_refcat(str(refcat_p), refcat_p.stat().st_mtime), cfg, plugins,
-        )
+        with step("read"):
+            refcat = _load_refcat(str(refcat_p), refcat_p.stat().st_mtime)
+            inputs = (read_raw(info.path), read_master(bias_p), read_master(dark_p) if dark_p.exists() else None,
+                      read_master(flat_p))
+        with step("isr"):
+            exp = isr_run(*inputs, cfg)
+        del inputs  # the raw frame and the masters go here
+        result = process_exposure(exp, refcat, cfg, plugins, step)
     except Exception as exc:  # noqa: BLE001 - one frame's failure must not stop the run
         message = f"visit {info.visit} detector {info.detector}: {exc}"
         meta = getattr(exc, "metadata", {})
@@ -266,13 +274,16 @@ def process_frame(task: FrameTask) -> dict:
                                        "metadata": {k: _jsonable(v) for k, v in meta.items()}}, indent=1))
         return {"visit": info.visit, "detector": info.detector, "status": "failed", "message": message, "n_sources": 0}
     layout.failed_path(repo, info.visit, info.detector).unlink(missing_ok=True)
-    write_calexp(layout.calexp_path(repo, info.visit, info.detector), result.exposure, {"psf": result.psf})  # atomic
-    with atomic_path(layout.sources_path(repo, info.visit, info.detector)) as tmp:
-        pq.write_table(result.sources, tmp, compression="zstd")
-    timings = {k: round(v, 4) for k, v in result.timings.items()}
+    with step("write"):
+        write_calexp(layout.calexp_path(repo, info.visit, info.detector), result.exposure, {"psf": result.psf})  # atomic
+        result.exposure = None  # the planes go before the catalogue is written
+        with atomic_path(layout.sources_path(repo, info.visit, info.detector)) as tmp:
+            pq.write_table(result.sources, tmp, compression="zstd")
+    timings = {k: round(v, 4) for k, v in step.cpu.items()}
+    wall = {k: round(v, 4) for k, v in step.wall.items()}
     with atomic_path(layout.frame_log_path(repo, info.visit, info.detector)) as tmp:
-        tmp.write_text(json.dumps({"timings": timings, "fingerprint": task.fingerprint, "ccdvisit": result.ccdvisit},
-                                  indent=1, default=str))
+        tmp.write_text(json.dumps({"timings": timings, "wall": wall, "fingerprint": task.fingerprint,
+                                   "ccdvisit": result.ccdvisit}, indent=1, default=str))
     with atomic_path(layout.ccdvisit_path(repo, info.visit, info.detector)) as tmp:  # the "done" marker, last
         tmp.write_text(json.dumps(result.ccdvisit, indent=1, sort_keys=True))
     return {"visit": info.visit, "detector": info.detector, "status": "done", "message": "",
@@ -308,6 +319,9 @@ def process(repo, jobs: int = 1, executor: str = "local", progress=_no_progress,
             report.failed.append((f"visit {info.visit} detector {info.detector}", msg + " (earlier run)"))
         else:
             todo.append(info)
+    # largest frames first, so that no big frame starts last while the other workers idle
+    # (stable: equal frames keep the registry's order; the outputs do not depend on it)
+    todo.sort(key=lambda info: -int(np.prod(info.shape)))
     cfg_dict = cfg.to_dict()
     rows = []
     timings: dict[str, float] = {}

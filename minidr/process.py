@@ -1,12 +1,15 @@
-"""Single-visit processing of one (visit, detector): ISR -> characterisation -> calibration.
+"""Single-visit processing of one (visit, detector): ISR (:func:`minidr.isr.run`) ->
+characterisation -> calibration (:func:`process_exposure`).
 
-``run()`` is pure: arrays and tables in, a :class:`FrameResult` out. Reading raws and
-calibrations and writing outputs is :mod:`minidr.pipeline`'s job.
+:func:`process_exposure` is pure: an ISR-corrected exposure and tables in, a :class:`FrameResult`
+out. Reading raws and calibrations and writing outputs is :mod:`minidr.pipeline`'s job (which
+lets the raw frame and the masters go once ISR is done, before characterisation).
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +20,6 @@ from .calibrate import refcat as refcat_mod
 from .config import Config
 from .errors import AlgorithmError
 from .image.characterize import characterize
-from .isr import run as isr_run
 from .plugins import measure as measure_plugins
 from .products import SourceFlag, ccd_visit_id, source_id
 from .units import ARCSEC_PER_DEG, inst_to_njy_scale
@@ -34,48 +36,65 @@ class FrameResult:
     sources: pa.Table           #: Source rows (no objectId yet)
     ccdvisit: dict              #: the CcdVisit row
     psf: dict                   #: PsfModel.to_dict()
-    timings: dict = field(default_factory=dict)  #: seconds per step
+    timings: dict = field(default_factory=dict)  #: CPU seconds per step (all threads of the process)
+    wall: dict = field(default_factory=dict)     #: wall-clock seconds per step
 
 
-def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config, plugins=()) -> FrameResult:
-    """Process one raw science frame into calibrated Sources and a CcdVisit row.
+class Steps:
+    """CPU (``time.process_time``: every thread of the process) and wall seconds per step."""
+
+    def __init__(self, cpu: dict | None = None, wall: dict | None = None):
+        self.cpu = {} if cpu is None else cpu
+        self.wall = {} if wall is None else wall
+
+    @contextmanager
+    def __call__(self, name: str):
+        c0, w0 = time.process_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - c0
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - w0
+
+
+def process_exposure(exp, refcat: pa.Table, cfg: Config, plugins=(), steps: Steps | None = None) -> FrameResult:
+    """Characterise and calibrate one ISR-corrected exposure (consumed: its image becomes the
+    background-subtracted one) into calibrated Sources and a CcdVisit row.
 
     ``plugins``: loaded :class:`minidr.plugins.Plugin` measurements whose columns are
     appended to the Source rows (see :mod:`minidr.plugins`). Raises :class:`~minidr.errors.AlgorithmError` (with numbers) when the frame cannot be
     calibrated: the pipeline records it and carries on with the other frames.
     """
-    info = raw.info
-    t = {}
-    t0 = time.perf_counter()
-    exp = isr_run(raw, bias, dark, flat, cfg)
-    t["isr"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    char = characterize(exp.image, exp.variance, exp.mask, cfg)
-    t["characterize"] = time.perf_counter() - t0
+    info = exp.info
+    step = steps if steps is not None else Steps()
+    with step("characterize"):
+        char = characterize(exp.image, exp.variance, exp.mask, cfg)
+    # keep only what the outputs need: the background maps and the footprint image go now
     src = char.sources
+    psf = char.psf
+    fwhm, sky, sky_rms = char.fwhm, char.sky, char.sky_rms
+    exp.image = np.asarray(char.image_bgsub, dtype=np.float32)  # the ISR image goes (float32: no copy)
+    del char
     if len(src) == 0:
         raise AlgorithmError(f"no sources detected on visit {info.visit} detector {info.detector}", n_sources=0)
 
-    t0 = time.perf_counter()
     if exp.wcs is None:
         raise AlgorithmError(f"visit {info.visit} detector {info.detector}: no header WCS to start astrometry from")
-    refs = refcat_mod.select(refcat, exp.wcs, info.shape, info.band, cfg.refcat)
-    usable = (src["flags"] & int(BAD_FOR_ASTROMETRY)) == 0
-    idx = np.flatnonzero(usable)
-    ast = astrometry.fit_wcs(
-        src["x"][idx], src["y"][idx], src["psfFlux"][idx], exp.wcs, info.shape,
-        refs.ra, refs.dec, refs.mag, cfg.astrometry, xerr=src["xErr"][idx], yerr=src["yErr"][idx],
-    )
-    matched_src = idx[ast.src_index]
-    t["astrometry"] = time.perf_counter() - t0
+    with step("astrometry"):
+        refs = refcat_mod.select(refcat, exp.wcs, info.shape, info.band, cfg.refcat)
+        usable = (src["flags"] & int(BAD_FOR_ASTROMETRY)) == 0
+        idx = np.flatnonzero(usable)
+        ast = astrometry.fit_wcs(
+            src["x"][idx], src["y"][idx], src["psfFlux"][idx], exp.wcs, info.shape,
+            refs.ra, refs.dec, refs.mag, cfg.astrometry, xerr=src["xErr"][idx], yerr=src["yErr"][idx],
+        )
+        matched_src = idx[ast.src_index]
 
-    t0 = time.perf_counter()
-    phot = photometry.zero_point(
-        src["psfFlux"][matched_src], src["psfFluxErr"][matched_src], refs.mag[ast.ref_index],
-        cfg.photometry, flags=src["flags"][matched_src],
-    )
-    t["photometry"] = time.perf_counter() - t0
+    with step("photometry"):
+        phot = photometry.zero_point(
+            src["psfFlux"][matched_src], src["psfFluxErr"][matched_src], refs.mag[ast.ref_index],
+            cfg.photometry, flags=src["flags"][matched_src],
+        )
 
     ra, dec = astrometry.pixel_to_sky(ast.wcs, src["x"], src["y"])
     ra_err, dec_err = astrometry.radec_errors(ast.wcs, src["x"], src["y"], src["xErr"], src["yErr"])
@@ -102,13 +121,12 @@ def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config, plugins=()) -> Fra
         "flags": src["flags"].astype(np.int32),
     })
     if plugins:
-        t0 = time.perf_counter()
-        extra = measure_plugins(list(plugins), char.image_bgsub, exp.variance, exp.mask, src["x"], src["y"],
-                                char.psf.fwhm_at(src["x"], src["y"]), scale)
-        for p in plugins:
-            for f in p.fields():
-                sources = sources.append_column(f, extra[f.name])
-        t["plugins"] = time.perf_counter() - t0
+        with step("plugins"):
+            extra = measure_plugins(list(plugins), exp.image, exp.variance, exp.mask, src["x"], src["y"],
+                                    psf.fwhm_at(src["x"], src["y"]), scale)
+            for p in plugins:
+                for f in p.fields():
+                    sources = sources.append_column(f, extra[f.name])
 
     ny, nx = info.shape
     cra, cdec = astrometry.pixel_to_sky(ast.wcs, np.array([(nx - 1) / 2.0]), np.array([(ny - 1) / 2.0]))
@@ -124,11 +142,11 @@ def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config, plugins=()) -> Fra
         "dec": float(cdec[0]),
         "pointingRa": info.ra,
         "pointingDec": info.dec,
-        "seeing": float(char.fwhm * pixscale),
-        "psfFwhm": float(char.fwhm),
+        "seeing": float(fwhm * pixscale),
+        "psfFwhm": float(fwhm),
         "pixelScale": float(pixscale),
-        "skyBg": float(char.sky),
-        "skyNoise": float(char.sky_rms),
+        "skyBg": float(sky),
+        "skyNoise": float(sky_rms),
         "zeroPoint": float(phot.zero_point),
         "zeroPointErr": float(phot.zero_point_err),
         "nPhotStars": int(phot.n_stars),
@@ -139,12 +157,12 @@ def run(raw, bias, dark, flat, refcat: pa.Table, cfg: Config, plugins=()) -> Fra
         "nSources": int(n),
         "rawPath": info.path,
     }
-    exp.image = char.image_bgsub.astype(np.float32)
     exp.wcs = ast.wcs
     exp.metadata.update({"zeroPoint": float(phot.zero_point), "band": info.band, "visit": int(info.visit),
                          "detector": int(info.detector), "midpointMjdTai": float(mjd),
-                         "skyBg": float(char.sky), "psfFwhm": float(char.fwhm)})
-    return FrameResult(exposure=exp, sources=sources, ccdvisit=ccdvisit, psf=char.psf.to_dict(), timings=t)
+                         "skyBg": float(sky), "psfFwhm": float(fwhm)})
+    return FrameResult(exposure=exp, sources=sources, ccdvisit=ccdvisit, psf=psf.to_dict(), timings=step.cpu,
+                       wall=step.wall)
 
 
 def _with_zp_error(flux, flux_err, phot) -> np.ndarray:
