@@ -670,9 +670,9 @@ class _Spill:
         file ``path`` (read, not mapped), as a table of one chunk per column, without
         ``__line``. The copy is made column by column (``jobs`` threads), each column's
         chunks released once copied, so it needs one column per thread more than the rows,
-        not twice the rows (Arrow's take
-        on a chunked column concatenates its chunks on every call: gathering each partition
-        from the chunks would copy the rows once per partition)."""
+        not twice the rows. (Arrow's take on a chunked column concatenates its chunks on
+        every call: gathering each partition from the chunks would copy the rows once per
+        partition.)"""
         if path is None:
             table = pa.Table.from_batches(self.batches, schema=self.schema)
             self.batches, self.nbytes = [], 0
@@ -852,9 +852,9 @@ def _partition_rows(hp: np.ndarray, parts: list[Partition]) -> list[np.ndarray]:
 
 def _partition_order(table: pa.Table, hp: np.ndarray, rows: np.ndarray, sort_columns: tuple[str, ...]) -> np.ndarray:
     """The indices ``rows`` of one partition's rows in ``table`` (whose ``_healpix_29`` values
-    are ``hp``), in the order of
-    :func:`~minidr.release.writer._row_order` (``_healpix_29``, ``sort_columns``, every other
-    column): the same order as sorting the whole table and keeping this partition's rows."""
+    are ``hp``) in the order of :func:`~minidr.release.writer._row_order` (``_healpix_29``,
+    ``sort_columns``, every other column): the order of the whole table sorted, restricted
+    to this partition (a partition is a ``_healpix_29`` range)."""
     if rows.size < 2:
         return rows
     o, hs = argsort_healpix(hp[rows])
@@ -936,7 +936,7 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
             p = partitions[idx[k]]
             order = _partition_order(table, hp, members[k], sort_columns)
             if order.size and int(order[-1] - order[0]) == order.size - 1 and bool(np.all(order[1:] > order[:-1])):
-                rows = table.slice(int(order[0]), order.size).combine_chunks()  # already in order
+                rows = table.slice(int(order[0]), order.size)  # already in order
             else:
                 rows = table.take(pa.array(order))
             rel = partition_path(p.order, p.pixel)
