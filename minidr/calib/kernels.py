@@ -117,53 +117,76 @@ def clipped_mean_stack(stack, clip, iterations, floor):
     out = np.empty((ny, nx), dtype=np.float32)
     nkept = np.empty((ny, nx), dtype=np.int16)
     cf = clip * floor
-    for y in prange(ny):
+    nchunk = (ny + 31) // 32
+    for ch in prange(nchunk):  # chunks of 32 rows: the row buffers are allocated once per chunk
         vals = np.empty(n, dtype=np.float64)
         keep = np.empty(n, dtype=np.uint8)
         buf = np.empty(n, dtype=np.float64)
-        lo = np.full(nx, np.inf)
-        lo2 = np.full(nx, np.inf)
-        hi = np.full(nx, -np.inf)
-        hi2 = np.full(nx, -np.inf)
-        s = np.zeros(nx)
-        s2 = np.zeros(nx)
+        lo = np.empty(nx)
+        lo2 = np.empty(nx)
+        hi = np.empty(nx)
+        hi2 = np.empty(nx)
+        s = np.empty(nx)
+        s2 = np.empty(nx)
         fast = np.zeros(nx, dtype=np.uint8)
-        for i in range(n):
-            src = stack[i, y]
-            for x in range(nx):  # selects, no branches: vectorises
-                v = np.float64(src[x])  # NaN makes s NaN: the pixel takes the full path
-                a = lo[x]
-                b = hi[x]
-                m1 = v if v > a else a
-                lo2[x] = m1 if m1 < lo2[x] else lo2[x]
-                lo[x] = v if v < a else a
-                m2 = v if v < b else b
-                hi2[x] = m2 if m2 > hi2[x] else hi2[x]
-                hi[x] = v if v > b else b
-                s[x] += v
-                s2[x] += v * v
-        if n >= 3:
-            for x in range(nx):
-                c = s[x] / n
-                var = (s2[x] - n * c * c) / (n - 1)
-                sd = math.sqrt(var if var > 0.0 else 0.0)
-                sd = sd if sd > floor else floor
-                dev = hi[x] - c if hi[x] - c > c - lo[x] else c - lo[x]
-                fast[x] = (np.uint8(abs(c) < np.inf)  # no NaN or inf among the values
-                           & np.uint8(hi[x] - lo2[x] <= cf) & np.uint8(hi2[x] - lo[x] <= cf)
-                           & np.uint8((iterations <= 1) | (dev <= clip * sd)))
-                s[x] = c
-        for x in range(nx):
-            if fast[x]:
-                out[y, x] = s[x]
-                nkept[y, x] = n
-                continue
-            for i in range(n):
-                vals[i] = stack[i, y, x]
-            mean, m = _clipped_mean_1d(vals, keep, buf, clip, iterations, floor)
-            out[y, x] = mean
-            nkept[y, x] = m
+        for y in range(ch * 32, min(ny, ch * 32 + 32)):
+            _clipped_row(stack, y, n, nx, clip, iterations, floor, cf, out, nkept, vals, keep, buf,
+                         lo, lo2, hi, hi2, s, s2, fast)
     return out, nkept
+
+
+@njit(inline="always")
+def _clipped_row(stack, y, n, nx, clip, iterations, floor, cf, out, nkept, vals, keep, buf,
+                 lo, lo2, hi, hi2, s, s2, fast):
+    """Row ``y`` of :func:`clipped_mean_stack` (scratch buffers passed in)."""
+    lo[:] = np.inf
+    lo2[:] = np.inf
+    hi[:] = -np.inf
+    hi2[:] = -np.inf
+    s[:] = 0.0
+    s2[:] = 0.0
+    for i in range(n):
+        src = stack[i, y]
+        for x in range(nx):  # selects, no branches, one output pair per loop: vectorises
+            v = np.float64(src[x])
+            a = lo[x]
+            m1 = v if v > a else a
+            lo2[x] = m1 if m1 < lo2[x] else lo2[x]
+            lo[x] = v if v < a else a
+        for x in range(nx):
+            v = np.float64(src[x])
+            b = hi[x]
+            m2 = v if v < b else b
+            hi2[x] = m2 if m2 > hi2[x] else hi2[x]
+            hi[x] = v if v > b else b
+        for x in range(nx):
+            v = np.float64(src[x])  # NaN makes s NaN: the pixel takes the full path
+            s[x] += v
+            s2[x] += v * v
+    if n >= 3:
+        for x in range(nx):
+            c = s[x] / n
+            var = (s2[x] - n * c * c) / (n - 1)
+            sd = math.sqrt(var if var > 0.0 else 0.0)
+            sd = sd if sd > floor else floor
+            dev = hi[x] - c if hi[x] - c > c - lo[x] else c - lo[x]
+            fast[x] = (np.uint8(abs(c) < np.inf)  # no NaN or inf among the values
+                       & np.uint8(hi[x] - lo2[x] <= cf) & np.uint8(hi2[x] - lo[x] <= cf)
+                       & np.uint8((iterations <= 1) | (dev <= clip * sd)))
+            s[x] = c
+    orow = out[y]
+    krow = nkept[y]
+    for x in range(nx):  # the shortcut's values everywhere, then the others overwritten
+        orow[x] = s[x]
+        krow[x] = n
+    for x in range(nx):
+        if fast[x]:
+            continue
+        for i in range(n):
+            vals[i] = stack[i, y, x]
+        mean, m = _clipped_mean_1d(vals, keep, buf, clip, iterations, floor)
+        out[y, x] = mean
+        nkept[y, x] = m
 
 
 @njit
