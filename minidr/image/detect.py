@@ -43,35 +43,72 @@ class Detections:
         return int(self.x.size)
 
 
-def detect_sources(image_bgsub, variance, mask, rms, fwhm: float,
-                   cfg: DetectionConfig = DetectionConfig()) -> Detections:
-    """Detect sources on a background-subtracted image [e-].
-
-    ``variance`` [e^2] may be None (then ``rms**2``); ``rms`` is the background noise map
-    [e-] (e.g. ``Background.rms()``); ``fwhm`` [pixels] sets the matched filter.
-    """
-    image_bgsub = np.ascontiguousarray(image_bgsub, dtype=np.float32)
-    ny, nx = image_bgsub.shape
-    if mask is None:
-        mask = np.zeros((1, 1), dtype=np.uint16)  # no mask (see dk.smooth_threshold)
-    mask = np.ascontiguousarray(mask, dtype=np.uint16)
-    rms = np.ascontiguousarray(rms, dtype=np.float32)
-    if variance is None:
-        variance = rms * rms
-    variance = np.ascontiguousarray(variance, dtype=np.float32)
+def _filter_kernel(fwhm: float):
+    """The matched filter's 1-d Gaussian (FWHM ``fwhm`` [pixels]) and ``knorm = sum(k^2)``:
+    the smoothed image's noise is ``knorm`` times the pixels' noise."""
     k = gaussian_kernel1d(max(fwhm, 0.5) / 2.3548, 3.5)
-    knorm = float((k * k).sum())
-    # matched filter and threshold in one pass, kept as horizontal runs of above-threshold
-    # pixels with their smoothed values: no full-frame image but the footprint labels
-    start, x0, x1, voff, vals = dk.smooth_runs(image_bgsub, mask, CLEAN_BITS, k, rms, cfg.threshold * knorm)
+    return k, float((k * k).sum())
+
+
+def _core_peaks(image, mask, rms, variance, fwhm, cfg, noise_variance=False):
+    """Matched filter, threshold, above-threshold components of >= ``cfg.min_pixels`` as
+    labelled runs, and their deblended peaks. Returns (runs (start, x0, x1, label), n,
+    npix per label (0 first), flat index, label and smoothed value of each peak), peaks in
+    decreasing smoothed value."""
+    ny, nx = image.shape
+    k, knorm = _filter_kernel(fwhm)
+    start, x0, x1, voff, vals = dk.smooth_runs(image, mask, CLEAN_BITS, k, rms, cfg.threshold * knorm,
+                                               variance if noise_variance else None)
     lab, n = dk.label_runs(start, x0, x1)
     npix, _ = dk.run_stats(start, x0, x1, voff, vals, lab, n)
     keep = npix >= cfg.min_pixels
     keep[0] = False
     if not keep[1:].all():
+        # the deblending tree is per component: dropping small ones first changes no peak
         start, x0, x1, voff, lab, n = dk.select_runs(start, x0, x1, voff, lab, keep)
         npix = np.concatenate([np.zeros(1, np.int64), npix[keep]])
     flat, plab, pk = deblend_runs((start, x0, x1, voff, vals, lab), n, (ny, nx), variance, rms, knorm, cfg)
+    return (start, x0, x1, lab), n, npix, flat, plab, pk
+
+
+def _inputs(image, mask, rms, variance):
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if mask is None:
+        mask = np.zeros((1, 1), dtype=np.uint16)  # no mask (see dk.smooth_runs)
+    mask = np.ascontiguousarray(mask, dtype=np.uint16)
+    rms = np.ascontiguousarray(rms, dtype=np.float32)
+    if variance is None:
+        variance = rms * rms
+    return image, mask, rms, np.ascontiguousarray(variance, dtype=np.float32)
+
+
+def find_peaks(image, mask, rms, variance, fwhm: float, cfg: DetectionConfig = DetectionConfig(),
+               noise_variance: bool = False):
+    """The peaks :func:`detect_sources` finds (same filter, threshold, ``min_pixels`` and
+    deblending), without footprints or any full-frame array: (y, x, npix) int64 arrays in
+    decreasing smoothed value, ``npix`` the pixels of the above-threshold component holding
+    the peak. The threshold is in sigma of ``rms`` [e-], or with ``noise_variance`` of
+    ``sqrt(max(variance, rms^2))`` per pixel (the variance plane [e^2] includes the sources'
+    Poisson noise).
+    """
+    image, mask, rms, variance = _inputs(image, mask, rms, variance)
+    _, _, npix, flat, plab, _ = _core_peaks(image, mask, rms, variance, fwhm, cfg, noise_variance)
+    nx = image.shape[1]
+    return flat // nx, flat % nx, npix[plab]
+
+
+def detect_sources(image_bgsub, variance, mask, rms, fwhm: float,
+                   cfg: DetectionConfig = DetectionConfig()) -> Detections:
+    """Detect sources on a background-subtracted image [e-].
+
+    ``variance`` [e^2] may be None (then ``rms**2``); ``rms`` is the background noise map
+    [e-] (e.g. ``Background.rms()``); ``fwhm`` [pixels] sets the matched filter. The only
+    full-frame array made is the footprint label image.
+    """
+    image_bgsub, mask, rms, variance = _inputs(image_bgsub, mask, rms, variance)
+    ny, nx = image_bgsub.shape
+    _, knorm = _filter_kernel(fwhm)
+    (start, x0, x1, lab), n, npix, flat, plab, pk = _core_peaks(image_bgsub, mask, rms, variance, fwhm, cfg)
     py, px = flat // nx, flat % nx
     grow = int(math.ceil(cfg.grow * fwhm))
     if grow > 0:

@@ -136,22 +136,25 @@ def smooth_threshold(image, mask, excl_bits, k, noise, factor, want_core):
     return sm, core
 
 
-def smooth_runs(image, mask, excl_bits, k, noise, factor):
+def smooth_runs(image, mask, excl_bits, k, noise, factor, variance=None):
     """The matched filter and threshold of :func:`smooth_threshold` (same values), kept only
     where ``smoothed > factor * noise``: the runs of those pixels (start, x0, x1) and their
     smoothed values (float32; run j's pixels at ``vals[voff[j]:voff[j] + x1[j] - x0[j] + 1]``).
 
     No full-frame output: each block of rows writes its runs and values into its own slice
     of over-sized scratch arrays (``np.empty``: only the pages written are ever mapped),
-    compacted at the end.
+    compacted at the end. With ``variance`` [e^2] (same shape), the noise of a pixel is
+    ``sqrt(max(variance, noise^2))`` (in float32) instead of ``noise``.
     """
-    return _smooth_runs(image, mask, excl_bits, np.asarray(k, dtype=np.float64), noise, float(factor),
+    var = np.zeros((1, 1), np.float32) if variance is None else variance
+    return _smooth_runs(image, mask, excl_bits, np.asarray(k, dtype=np.float64), noise, var, float(factor),
                         numba.get_num_threads())
 
 
 @njit(parallel=True)
-def _smooth_runs(image, mask, excl_bits, k, noise, factor, nthreads):
+def _smooth_runs(image, mask, excl_bits, k, noise, var, factor, nthreads):
     ny, nx = image.shape
+    use_var = var.shape[0] == ny and var.shape[1] == nx
     h = k.shape[0] // 2
     use_mask = mask.shape[0] == ny and mask.shape[1] == nx
     nstrip = (ny + _STRIP - 1) // _STRIP
@@ -182,8 +185,14 @@ def _smooth_runs(image, mask, excl_bits, k, noise, factor, nthreads):
             for y in range(y0, y1):
                 _col_pass(tmp, r0, y, ny, k32, acc)
                 nz = noise[y]
-                for x in range(nx):
-                    above[x] = np.float32(acc[x]) > factor * nz[x]
+                if use_var:
+                    vr = var[y]
+                    for x in range(nx):
+                        n2 = max(nz[x] * nz[x], vr[x])
+                        above[x] = np.float32(acc[x]) > factor * np.float32(math.sqrt(n2))
+                else:
+                    for x in range(nx):
+                        above[x] = np.float32(acc[x]) > factor * nz[x]
                 c = 0
                 x = 0
                 while x < nx:

@@ -233,3 +233,34 @@ def test_deblend_peaks_with_plateaus_equals_global_tree():
     py, px = deblend_peaks(sm, labels, nl, rms * rms, rms, knorm, cfg)
     ry, rx = naive_persistence(sm, labels, rms * rms, rms, knorm, 1.0, cfg.deblend_contrast)
     assert np.array_equal(np.sort(py * shape[1] + px), np.sort(ry * shape[1] + rx))
+
+
+def test_find_peaks_equals_the_full_frame_chain():
+    """find_peaks (runs only) against clean_image + convolve_separable + threshold_map on
+    sqrt(max(variance, rms^2)) + label8 + deblend_peaks + the min_pixels cut on full frames."""
+    from minidr.image.detect import find_peaks
+
+    rng = np.random.default_rng(9)
+    shape = (90, 110)
+    n = 30
+    img = stars(shape, rng.uniform(2, 108, n), rng.uniform(2, 88, n), rng.uniform(60, 6000, n), seed=9)
+    mask = np.zeros(shape, np.uint16)
+    mask[40:44, 50:60] = int(MaskBit.BAD)
+    rms = np.full(shape, 3.0, np.float32)
+    var = (9.0 + np.maximum(img, 0) * 0.5).astype(np.float32)
+    cfg = DetectionConfig(min_pixels=40)
+    py, px, npix = find_peaks(img, mask, rms, var, 3.3, cfg, noise_variance=True)
+    k = gaussian_kernel1d(3.3 / 2.3548, 3.5)
+    knorm = float((k * k).sum())
+    sm = dk.convolve_separable(dk.clean_image(img, mask, CLEAN_BITS), k)
+    noise = np.sqrt(np.maximum(np.square(rms, dtype=np.float32), var))
+    labels, nl = dk.label8(dk.threshold_map(sm, noise, cfg.threshold * knorm))
+    ry, rx = deblend_peaks(sm, labels, nl, var, rms, knorm, cfg)
+    rn = dk.label_stats(labels, nl, sm)[0][labels[ry, rx]]
+    ok = rn >= cfg.min_pixels
+    assert ok.sum() < ok.size  # some peaks in small components
+    assert np.array_equal(py, ry[ok]) and np.array_equal(px, rx[ok]) and np.array_equal(npix, rn[ok])
+    # and with the rms alone it is detect_sources' peaks
+    det = detect_sources(img, var, mask, rms, 3.3, cfg)
+    qy, qx, qn = find_peaks(img, mask, rms, var, 3.3, cfg)
+    assert np.array_equal(qy, det.y) and np.array_equal(qx, det.x) and np.array_equal(qn, det.npix)
