@@ -189,8 +189,8 @@ def _plain_layout(hdu):
 
 def _read_plain(path: Path, layouts) -> list[np.ndarray]:
     """The pixels of uncompressed HDUs (see :func:`_plain_layout`) straight from the file:
-    one read per HDU, then a byte swap to native order (and the BZERO offset as a flip of
-    the sign bit for unsigned 16-bit data). ~4x faster than fitsio's scaled read."""
+    one read per HDU, then a conversion to native byte order (and the BZERO offset as a flip
+    of the sign bit for unsigned 16-bit data). ~4x faster than fitsio's scaled read."""
     out = []
     try:
         with open(path, "rb") as fh:
@@ -200,10 +200,11 @@ def _read_plain(path: Path, layouts) -> list[np.ndarray]:
                 big = np.fromfile(fh, dtype=">i2" if bitpix == 16 else ">i4", count=count)
                 if big.size != count:
                     raise InputError(f"truncated FITS file ({big.size} of {count} pixels)", path=str(path))
-                arr = big.byteswap(inplace=True).view(big.dtype.newbyteorder("="))  # native order
                 if bzero:  # int16 + 32768 as uint16: the same bits with the top one flipped
-                    arr = arr.view(np.uint16)
+                    arr = big.view(">u2").astype(np.uint16)  # native order (astype: 4x a byteswap's speed)
                     arr ^= np.uint16(0x8000)
+                else:
+                    arr = big.astype(big.dtype.newbyteorder("="))
                 out.append(arr.reshape(shape))
     except OSError as exc:
         raise InputError(f"cannot read the pixels ({_oneline(exc)})", path=str(path)) from None
