@@ -667,29 +667,32 @@ class _Spill:
 
     def load_contiguous(self, path: Path | None = None, jobs: int = 1) -> pa.Table:
         """The rows kept in memory (handed over: the spill keeps none), or those of the IPC
-        file ``path`` (read, not mapped), as a table of one chunk per column, without
-        ``__line``. The copy is made column by column (``jobs`` threads), each column's
-        chunks released once copied, so it needs one column per thread more than the rows,
-        not twice the rows. (Arrow's take on a chunked column concatenates its chunks on
+        file ``path``, as a table of one chunk per column. The copy is made column by column
+        (``jobs`` threads), so it needs one column per thread more than the rows, not twice
+        the rows: in memory, each column's chunks are released once copied; from a file,
+        each column is copied out of its own memory mapping of the file, unmapped once
+        copied (a mapping of the whole file would keep every page read resident until the
+        last column is copied). (Arrow's take on a chunked column concatenates its chunks on
         every call: gathering each partition from the chunks would copy the rows once per
         partition.)"""
+        schema = self.schema
         if path is None:
-            table = pa.Table.from_batches(self.batches, schema=self.schema)
+            table = pa.Table.from_batches(self.batches, schema=schema)
             self.batches, self.nbytes = [], 0
-        else:
-            with pa.OSFile(str(path)) as src:
-                table = ipc.open_file(src).read_all()
-        if "__line" in table.column_names:
-            table = table.drop_columns(["__line"])
-        schema, columns = table.schema, table.columns
-        del table
+            columns = table.columns
+            del table
 
         def combine(j: int) -> pa.Array:
-            col, columns[j] = columns[j], None
-            return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            if path is None:
+                col, columns[j] = columns[j], None
+                return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            with pa.memory_map(str(path)) as src:
+                options = ipc.IpcReadOptions(included_fields=[j], use_threads=False)
+                chunks = ipc.open_file(src, options=options).read_all().column(0).chunks
+                return pa.concat_arrays(chunks)  # a copy (also of a single chunk): nothing left mapped
 
         with ThreadPoolExecutor(max(1, jobs)) as pool:  # Arrow copies without the GIL
-            out = list(pool.map(combine, range(len(columns))))
+            out = list(pool.map(combine, range(len(schema))))
         return pa.Table.from_arrays(out, schema=schema)
 
     def remove(self) -> None:
@@ -877,9 +880,10 @@ def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: s
     partitions = plan_from_counts(pixels, counts, partition_rows)
     total = spill.rows
     row_bytes = max(1.0, (spill.nbytes + spill.spilled) / max(total, 1))
-    # a group is held once (plus one column while it is made contiguous, then one partition
-    # per writing thread)
-    group_rows = max(partition_rows, int(budget / row_bytes))
+    # a group is held once, plus one column per thread while it is made contiguous, then one
+    # partition per writing thread; spilled rows come back in groups of half the budget (the
+    # rows kept in memory are there already)
+    group_rows = max(partition_rows, int((budget if spill.path is None else budget / 2) / row_bytes))
     groups: list[list[int]] = [[]]
     acc = 0
     for i, p in enumerate(partitions):
