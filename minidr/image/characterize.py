@@ -180,10 +180,7 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg, stamps):
     measured, radius 1.5 ``fit_radius``)."""
     from scipy.spatial import cKDTree
 
-    from . import detect_kernels as dk
-    from .background import gaussian_kernel1d
-    from .deblend import deblend_peaks
-    from .detect import CLEAN_BITS
+    from .detect import find_peaks
 
     ny, nx = bgsub.shape
     t = src["ixx"] + src["iyy"]
@@ -195,25 +192,10 @@ def _residual_peaks(bgsub, variance, mask, rms, psf, src, cfg, stamps):
     resid = kernels.render_stamps(ny, nx, np.ascontiguousarray(src["x"]), np.ascontiguousarray(src["y"]), flux,
                                   stamps)
     np.subtract(bgsub, resid, out=resid)
-    clean = dk.clean_image(resid, mask, CLEAN_BITS)
+    # matched filter, threshold on sqrt(max(variance, rms^2)), deblending: runs only, no
+    # full-frame smoothed, noise, boolean or label image (the same peaks)
+    py, px, npix = find_peaks(resid, mask, rms, variance, psf.fwhm, cfg.detection, noise_variance=True)
     del resid
-    k = gaussian_kernel1d(psf.fwhm / 2.3548, 3.5)
-    knorm = float((k * k).sum())
-    sm = dk.convolve_separable(clean, k)
-    del clean
-    noise = np.square(rms, dtype=np.float32)
-    np.maximum(noise, variance, out=noise)
-    np.sqrt(noise, out=noise)
-    core = dk.threshold_map(sm, noise, cfg.detection.threshold * knorm)
-    del noise
-    labels, n = dk.label8(core)
-    del core
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    npix, _, _, _, _ = dk.label_stats(labels, n, sm)
-    py, px = deblend_peaks(sm, labels, n, variance, rms, knorm, cfg.detection)
-    ok = npix[labels[py, px]] >= cfg.detection.min_pixels
-    py, px = py[ok], px[ok]
     if py.size == 0 or len(src) == 0:
         return py, px
     tree = cKDTree(np.column_stack([src["x"], src["y"]]))
