@@ -33,11 +33,13 @@ _NO_MASK = np.zeros((1, 1), dtype=np.uint16)
 
 
 def clipped_std_factor(c: float) -> float:
-    """Standard deviation of a unit normal truncated at +-c (the bias of a clipped rms)."""
-    from scipy.stats import norm
+    """Standard deviation of a unit normal truncated at +-c (the bias of a clipped rms).
 
-    p = 2 * norm.cdf(c) - 1
-    return math.sqrt(1 - 2 * c * norm.pdf(c) / p)
+    In closed form with math.erf (no scipy.stats: importing it costs ~0.9 s of CPU in every
+    worker process); equal to the scipy.stats.norm formula to the last bit for c = 2.5...4."""
+    p = math.erf(c / math.sqrt(2.0))  # 2 * Phi(c) - 1
+    pdf = math.exp(-0.5 * c * c) / math.sqrt(2.0 * math.pi)
+    return math.sqrt(1 - 2 * c * pdf / p)
 
 
 def gaussian_kernel1d(sigma: float, nsig: float = 3.0) -> np.ndarray:
