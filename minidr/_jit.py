@@ -6,7 +6,14 @@ from here. ``NUMBA_DISABLE_JIT=1`` runs them as plain Python for coverage and de
 
 from __future__ import annotations
 
-import numba
+import os
+
+# numba's OpenMP threading layer (libgomp) lets idle worker threads spin between parallel
+# kernels: on a shared or busy machine (and with --jobs N worker processes) that burns CPU
+# the other threads need. Sleeping instead costs a futex wake per parallel region.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
 
 _DEFAULTS = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
