@@ -60,6 +60,19 @@ def test_resume_after_kill_finishes_and_skips_done_frames(rerun_repo, sample_sur
     assert not list((repo / "releases").glob(".DR1.staging-*"))
 
 
+def test_frame_logs_give_cpu_and_wall_seconds_per_step(rerun_repo):
+    import json
+
+    repo, *_ = rerun_repo
+    logs = sorted((repo / "processed").rglob("log.txt"))
+    assert logs
+    for path in logs:
+        log = json.loads(path.read_text())
+        steps = {"read", "isr", "characterize", "astrometry", "photometry", "write"}
+        assert steps <= log["timings"].keys() and steps <= log["wall"].keys()
+        assert all(v >= 0 for v in [*log["timings"].values(), *log["wall"].values()])
+
+
 def test_release_bytes_do_not_depend_on_jobs(rerun_repo, sample_release):
     repo, *_ = rerun_repo
     a = parquet_files(layout.release_dir(sample_release[0], sample_release[1]))
