@@ -260,6 +260,7 @@ def _saturated_centroids(src, mask) -> None:
     labels, n = ndimage.label((mask & int(MaskBit.SAT)) != 0)
     if n == 0:
         return
+    boxes = ndimage.find_objects(labels)
     ny, nx = mask.shape
     for i in np.flatnonzero(sat):
         ix = int(np.clip(round(src["x"][i]), 0, nx - 1))
@@ -268,7 +269,11 @@ def _saturated_centroids(src, mask) -> None:
         ids = win[win > 0]
         if ids.size == 0:
             continue
-        yy, xx = np.nonzero(labels == np.bincount(ids).argmax())
+        lab = int(np.bincount(ids).argmax())
+        box = boxes[lab - 1]
+        yy, xx = np.nonzero(labels[box] == lab)
+        yy = yy + box[0].start
+        xx = xx + box[1].start
         src["x"][i], src["y"][i] = xx.mean(), yy.mean()
         src["xErr"][i] = np.fmax(src["xErr"][i], np.ptp(xx) / np.sqrt(12) + 0.1)
         src["yErr"][i] = np.fmax(src["yErr"][i], np.ptp(yy) / np.sqrt(12) + 0.1)
