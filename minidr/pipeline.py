@@ -128,12 +128,13 @@ def make_executor(jobs: int = 1, executor: str = "local"):
 # --- calibrations ---------------------------------------------------------------------------
 
 
-def make_calibs(repo, progress=_no_progress, quiet: bool = False) -> StageReport:
-    """Build the master bias, dark (per detector) and flat (per detector and band)."""
-    from .calib import master_bias, master_dark, master_flat
-    from .raw.reader import read_raw
-    from .repo.store import read_master, write_master
+def make_calibs(repo, progress=_no_progress, quiet: bool = False, jobs: int = 1, executor: str = "local",
+                pool=None) -> StageReport:
+    """Build the master bias, dark (per detector) and flat (per detector and band).
 
+    The masters of one kind are built in parallel (``jobs`` workers, or the ``pool`` that
+    :func:`make_executor` yielded); darks after biases, flats after both. Each master is
+    the same whatever ``jobs`` is."""
     t0 = time.perf_counter()
     cfg = repo.config
     reg = repo.registry
@@ -148,40 +149,64 @@ def make_calibs(repo, progress=_no_progress, quiet: bool = False) -> StageReport
         todo.append(("dark", det, None))
         for band in bands:
             todo.append(("flat", det, band))
-    with progress(len(todo), "calibs", quiet) as advance:
-        for kind, det, band in todo:
-            path = layout.calib_path(repo.path, kind, det, band)
-            inputs = [r for r in raws if r.imagetyp == kind and r.detector == det and (kind != "flat" or r.band == band)]
-            if path.exists():
-                report.skipped += 1
-                advance()
-                continue
-            if not inputs:
-                if kind != "dark":  # darks are optional
-                    report.failed.append((f"{kind} det{det}" + (f" {band}" if band else ""), f"no raw {kind} frames ingested"))
-                advance()
-                continue
-            try:
-                frames = [read_raw(r.path) for r in inputs]
-                if kind == "bias":
-                    master = master_bias(frames, cfg)
-                elif kind == "dark":
-                    master = master_dark(frames, read_master(layout.calib_path(repo.path, "bias", det)), cfg)
+    with progress(len(todo), "calibs", quiet) as advance, \
+            (contextlib.nullcontext(pool) if pool is not None else make_executor(jobs, executor)) as (submit, completed):
+        for phase in ("bias", "dark", "flat"):
+            futures = {}
+            for kind, det, band in todo:
+                if kind != phase:
+                    continue
+                label = f"{kind} det{det}" + (f" {band}" if band else "")
+                path = layout.calib_path(repo.path, kind, det, band)
+                inputs = [r.path for r in raws if r.imagetyp == kind and r.detector == det and (kind != "flat" or r.band == band)]
+                if path.exists():
+                    report.skipped += 1
+                    advance()
+                elif not inputs:
+                    if kind != "dark":  # darks are optional
+                        report.failed.append((label, f"no raw {kind} frames ingested"))
+                    advance()
                 else:
-                    bias = read_master(layout.calib_path(repo.path, "bias", det))
-                    dpath = layout.calib_path(repo.path, "dark", det)
-                    dark = read_master(dpath) if dpath.exists() else None
-                    master = master_flat(frames, bias, dark, cfg)
-            except (MinidrError, FileNotFoundError) as exc:
-                report.failed.append((f"{kind} det{det}" + (f" {band}" if band else ""), str(exc)))
+                    fut = submit(build_master, str(repo.path), kind, det, band, inputs, cfg.to_dict())
+                    futures[fut] = (kind, det, band, label, inputs)
+            for fut in completed(list(futures)):
+                kind, det, band, label, inputs = futures[fut]
+                error = fut.result()
+                if error:
+                    report.failed.append((label, error))
+                else:
+                    reg.record_calib(kind, det, band, str(layout.calib_path(repo.path, kind, det, band)), inputs)
+                    report.done += 1
                 advance()
-                continue
-            write_master(path, master)
-            reg.record_calib(kind, det, band, str(path), [r.path for r in inputs])
-            report.done += 1
-            advance()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def build_master(repo: str, kind: str, detector: int, band: str | None, inputs: list[str], config: dict) -> str:
+    """Build and write one master calibration from the raw frames ``inputs`` (runs in workers);
+    the bias (and dark) of the detector must exist already. Returns "" or the error message."""
+    from .calib import master_bias, master_dark, master_flat
+    from .raw.reader import read_raw
+    from .repo.store import read_master, write_master
+
+    repo = Path(repo)
+    cfg = from_dict(config)
+    try:
+        frames = [read_raw(p) for p in inputs]
+        if kind == "bias":
+            master = master_bias(frames, cfg)
+        elif kind == "dark":
+            master = master_dark(frames, read_master(layout.calib_path(repo, "bias", detector)), cfg)
+        else:
+            bias = read_master(layout.calib_path(repo, "bias", detector))
+            dpath = layout.calib_path(repo, "dark", detector)
+            dark = read_master(dpath) if dpath.exists() else None
+            master = master_flat(frames, bias, dark, cfg)
+    except (MinidrError, FileNotFoundError) as exc:
+        return str(exc)
+    del frames
+    write_master(layout.calib_path(repo, kind, detector, band), master)
+    return ""
 
 
 # --- single-frame processing ----------------------------------------------------------------
@@ -300,8 +325,11 @@ def _jsonable(v):
     return str(v)
 
 
-def process(repo, jobs: int = 1, executor: str = "local", progress=_no_progress, quiet: bool = False) -> StageReport:
-    """Process every ingested science frame not processed yet (resumable)."""
+def process(repo, jobs: int = 1, executor: str = "local", progress=_no_progress, quiet: bool = False,
+            pool=None) -> StageReport:
+    """Process every ingested science frame not processed yet (resumable); in ``jobs``
+    workers, or in the ``pool`` that :func:`make_executor` yielded (whose workers may have
+    started already)."""
     t0 = time.perf_counter()
     report = StageReport("process")
     from .plugins import processing_fingerprint
@@ -325,7 +353,8 @@ def process(repo, jobs: int = 1, executor: str = "local", progress=_no_progress,
     cfg_dict = cfg.to_dict()
     rows = []
     timings: dict[str, float] = {}
-    with progress(len(todo), "process", quiet) as advance, make_executor(jobs, executor) as (submit, completed):
+    with progress(len(todo), "process", quiet) as advance, \
+            (contextlib.nullcontext(pool) if pool is not None else make_executor(jobs, executor)) as (submit, completed):
         futures = [submit(process_frame, FrameTask(str(repo.path), info, cfg_dict, fingerprint)) for info in todo]
         for fut in completed(futures):
             res = fut.result()
@@ -603,9 +632,16 @@ def run(repo, name: str, jobs: int = 1, executor: str = "local", progress=_no_pr
     """calibs + process + associate + release, each resumable; returns the stage reports."""
     check_release_name(repo, name)
     reports = []
+    # one pool for calibs and process: its workers start (imports, numba cache) once
+    with make_executor(jobs, executor) as pool:
+        for stage in (
+            lambda: make_calibs(repo, progress, quiet, jobs, executor, pool),
+            lambda: process(repo, jobs, executor, progress, quiet, pool),
+        ):
+            rep = stage()
+            reports.append(rep)
+            echo(rep.summary())
     for stage in (
-        lambda: make_calibs(repo, progress, quiet),
-        lambda: process(repo, jobs, executor, progress, quiet),
         lambda: associate(repo, jobs, executor, progress, quiet),
         lambda: publish(repo, name, progress, quiet),
     ):
