@@ -31,7 +31,6 @@ masters are few and read by every frame.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import functools
@@ -217,31 +216,16 @@ def write_master(path, calib: MasterCalib) -> None:
 
 
 #: masters read and still referenced somewhere, by (path, inode, size, mtime): a master read
-#: again while its previous copy is alive is not read again. Weak values: this cache never
-#: keeps a master alive.
+#: again while its previous copy is alive (the bias and dark of every flat of a detector)
+#: is not decompressed again. Weak values: the cache never keeps a master alive.
 _MASTERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-#: the most recently read masters, kept alive up to this many bytes of pixels (oldest
-#: dropped first): the bias and dark that every flat of a detector needs, and the masters of
-#: consecutive frames of one detector, are then read once per process.
-_RECENT_BYTES = 128 * 2**20
-_RECENT: collections.OrderedDict = collections.OrderedDict()
-
-
-def _keep_recent(key, master: MasterCalib) -> None:
-    _RECENT[key] = master
-    _RECENT.move_to_end(key)
-    total = sum(m.image.nbytes + m.mask.nbytes for m in _RECENT.values())
-    while total > _RECENT_BYTES and len(_RECENT) > 1:
-        _k, old = _RECENT.popitem(last=False)
-        total -= old.image.nbytes + old.mask.nbytes
 
 
 def read_master(path) -> MasterCalib:
     """Read a master calibration written by :func:`write_master`.
 
     Its arrays are read-only: a master read again while a previous read of the same
-    unchanged file (same path, inode, size and mtime) is still referenced, or is among the
-    last masters read (up to 128 MiB of pixels), is that same object."""
+    unchanged file is still referenced is that same object."""
     try:
         st = os.stat(path)
         key = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
@@ -250,14 +234,12 @@ def read_master(path) -> MasterCalib:
     if key is not None:
         hit = _MASTERS.get(key)
         if hit is not None:
-            _keep_recent(key, hit)
             return hit
     master = _read_master(path)
     master.image.flags.writeable = False
     master.mask.flags.writeable = False
     if key is not None:
         _MASTERS[key] = master
-        _keep_recent(key, master)
     return master
 
 

@@ -131,25 +131,3 @@ def test_master_image_plain_and_old_compressed_masters_still_read(tmp_path):
         r = read_master(path)
         assert np.array_equal(r.image, img) and np.array_equal(r.mask, mask)
         assert (r.kind, r.detector, r.band, r.inputs) == ("flat", 2, "r", ("x.fits",))
-
-
-def test_recent_masters_are_read_once_and_a_rewritten_file_is_read_again(tmp_path, monkeypatch):
-    from minidr.repo import store
-
-    monkeypatch.setattr(store, "_RECENT", __import__("collections").OrderedDict())
-    img = np.full((30, 20), 2.0, np.float32)
-    mask = np.zeros((30, 20), np.uint16)
-    p, q = tmp_path / "a.fits", tmp_path / "b.fits"
-    write_master(p, MasterCalib("bias", 1, None, img, mask, ("x",)))
-    write_master(q, MasterCalib("bias", 2, None, img + 1, mask, ("y",)))
-    first = id(read_master(p))  # no reference kept
-    assert id(read_master(p)) == first  # kept among the recent masters
-    # a budget of one master: reading q drops p
-    monkeypatch.setattr(store, "_RECENT_BYTES", img.nbytes + mask.nbytes)
-    assert read_master(q).detector == 2
-    assert list(store._RECENT) and all(k[0].endswith("b.fits") for k in store._RECENT)
-    write_master(p, MasterCalib("bias", 1, None, img * 3, mask, ("z",)))  # rewritten
-    again = read_master(p)
-    assert again.inputs == ("z",) and float(again.image[0, 0]) == 6.0
-    with pytest.raises(ValueError):
-        again.image[0, 0] = 1.0  # read-only
