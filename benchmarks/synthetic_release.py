@@ -11,7 +11,7 @@ sides of RA = 0/360, and close pairs. Everything is seeded.
 makes ``OUTDIR`` a minidr repository (if it is not one yet) and writes its release
 ``OUTDIR/releases/SYN/``. The Object table is generated in chunks of ``--chunk`` rows and
 streamed through the importer (:func:`minidr.release.importer.import_batches`), so memory
-stays bounded whatever N (the 50-million default peaked at 3.45-3.81 GiB resident). Visit and
+stays bounded whatever N (the 50-million default peaked at 3.16 GiB resident). Visit and
 CcdVisit (and, with ``--sources``, Source and ForcedSource, which are built in memory from
 the whole Object table: keep N small with them) are written first by the release writer.
 """
