@@ -215,7 +215,7 @@ def main():
         for p in plans:
             d, t = p.datasec, p.detsec
             K.isr_amp(p.pixels, p.level, d.y0, d.y1, d.x0, d.x1, t.y0, t.x0, t.flip_x, t.flip_y,
-                      p.gain, p.rdnoise, p.saturate, True, bias, dark, flat, m, m, m, 30.0,
+                      p.gain, p.rdnoise, 0.005, p.saturate, True, bias, dark, flat, m, m, m, 30.0,
                       o_img, o_var, o_mask, o_row)
     for threads in threads_list:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

@@ -159,6 +159,9 @@ class MasterCalib:
     image: np.ndarray       #: float32, assembled detector; bias in e-, dark in e-/s, flat unitless
     mask: np.ndarray        #: uint16 MaskBit plane (BAD, HOT)
     inputs: tuple[str, ...]  #: paths of the raws that went in
+    #: flats only: relative rms of one pixel of the master (the photon noise of the flats
+    #: that were combined) [fraction]; ISR adds ``(noise * image)^2`` to the variance
+    noise: float = 0.0
 
 
 # --- identifiers --------------------------------------------------------------------------

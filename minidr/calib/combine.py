@@ -137,7 +137,8 @@ def master_flat(raws: list[RawExposure], bias: MasterCalib, dark: MasterCalib | 
     """Sigma-clipped mean of bias- and dark-subtracted flats of one band, each first scaled
     by its own clipped median, the result normalised to a clipped median of 1 (unitless).
 
-    BAD: response outside ``[calibs.bad_flat_low, calibs.bad_flat_high]``.
+    BAD: response outside ``[calibs.bad_flat_low, calibs.bad_flat_high]``. ``noise`` is the
+    master's relative rms per pixel (see :class:`~minidr.products.MasterCalib`).
     """
     det = _check(raws, "flat", need_band=True)
     shape = raws[0].info.shape
@@ -145,6 +146,7 @@ def master_flat(raws: list[RawExposure], bias: MasterCalib, dark: MasterCalib | 
     _check_master(dark, "dark", det, shape)
     c = cfg.calibs
     stack, masks = _assembled_stack(raws, cfg)
+    levels = []
     for img, r in zip(stack, raws):
         img -= bias.image
         if dark is not None:
@@ -154,6 +156,11 @@ def master_flat(raws: list[RawExposure], bias: MasterCalib, dark: MasterCalib | 
         if not (np.isfinite(med) and med > 0):
             raise InputError(f"flat frame has no positive signal (median {med:.3g} e-)", path=r.info.path)
         img /= np.float32(med)
+        levels.append(float(med))
+    # the master's own noise per pixel: one normalised frame's (from frame differences, so
+    # the response pattern common to all cancels; photon noise of the level for a single
+    # frame) over sqrt(n) for the mean of n
+    one = noise_floor(list(stack)) if len(raws) > 1 else 1.0 / np.sqrt(max(levels[0], 1.0))
     image = _stack(stack, cfg)
     finite = np.isfinite(image)
     sample = image[::_SUBSAMPLE, ::_SUBSAMPLE][finite[::_SUBSAMPLE, ::_SUBSAMPLE]]
@@ -167,4 +174,6 @@ def master_flat(raws: list[RawExposure], bias: MasterCalib, dark: MasterCalib | 
         mask[~((image >= c.bad_flat_low) & (image <= c.bad_flat_high))] |= _BAD
     image = np.nan_to_num(image, nan=1.0).astype(np.float32)
     # a flat of zero or below cannot be divided by: the ISR makes those pixels NO_DATA
-    return MasterCalib("flat", det, raws[0].info.band, image, mask, tuple(r.info.path for r in raws))
+    noise = one / np.sqrt(len(raws)) / float(med)
+    return MasterCalib("flat", det, raws[0].info.band, image, mask, tuple(r.info.path for r in raws),
+                       noise=float(noise))

@@ -91,7 +91,7 @@ _DUMMY_F = np.zeros((1, 1), dtype=np.float32)
 _DUMMY_M = np.zeros((1, 1), dtype=np.uint16)
 
 
-def _run_amps(plans, shape, use_calibs, bias, dark, flat, masks, exptime, out=None):
+def _run_amps(plans, shape, use_calibs, bias, dark, flat, masks, exptime, out=None, flat_noise=0.0):
     """The fused kernel over every amplifier; ``masks`` = (bias, dark, flat) mask planes.
     Without calibrations no variance is made (``var`` is None). ``out``: the image array to
     fill (float32, C-contiguous, ``shape``), else a new one."""
@@ -103,7 +103,7 @@ def _run_amps(plans, shape, use_calibs, bias, dark, flat, masks, exptime, out=No
     for p in plans:  # one amplifier after the other (row_or is shared)
         d, t = p.datasec, p.detsec
         k.isr_amp(p.pixels, p.level, d.y0, d.y1, d.x0, d.x1, t.y0, t.x0, bool(t.flip_x),
-                  bool(t.flip_y), p.gain, p.rdnoise, p.saturate, use_calibs, bias, dark, flat,
+                  bool(t.flip_y), p.gain, p.rdnoise, float(flat_noise), p.saturate, use_calibs, bias, dark, flat,
                   mb, md, mf, float(exptime), img, _DUMMY_F if var is None else var, mask, row_or)
     return img, var, mask, row_or
 
@@ -170,7 +170,8 @@ def run(raw: RawExposure, bias: MasterCalib, dark: MasterCalib | None, flat: Mas
     """Full ISR of one raw frame -> :class:`Exposure` (image e-, variance e-^2, mask).
 
     image = ((raw - overscan) * gain - bias - dark * exptime) / flat, sky not subtracted;
-    variance = (max(pre-flat signal, 0) + read_noise^2) / flat^2. Mask: SAT (grown), BAD and
+    variance = (max(pre-flat signal, 0) + read_noise^2) / flat^2 + (flat.noise * image)^2 (the
+    master flat's own noise, which matters for bright sources when few flats went in). Mask: SAT (grown), BAD and
     HOT from the calibs, NO_DATA where no finite value exists, CR for cosmic rays (grown by
     one pixel), INTERP where values were interpolated (defects along rows, cosmic rays from a
     local median).
@@ -193,7 +194,8 @@ def run(raw: RawExposure, bias: MasterCalib, dark: MasterCalib | None, flat: Mas
         dm = np.zeros(shape, dtype=np.uint16)
     masks = (np.ascontiguousarray(bias.mask, dtype=np.uint16), dm,
              np.ascontiguousarray(flat.mask, dtype=np.uint16))
-    img, var, mask, row_or = _run_amps(plans, shape, True, b, dk, f, masks, float(info.exptime))
+    img, var, mask, row_or = _run_amps(plans, shape, True, b, dk, f, masks, float(info.exptime),
+                                       flat_noise=flat.noise)
     k.grow_mask_bit(mask, int(MaskBit.SAT), int(icfg.saturation_grow), row_or)
     if icfg.interpolate_defects:
         k.interpolate_rows(img, var, mask, _DEFECTS, int(MaskBit.SAT), row_or)

@@ -131,7 +131,7 @@ def _reversed(row):
 
 
 @njit(inline="always")
-def _row_calib(src, b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2, sat_adu, exptime):
+def _row_calib(src, b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2, fvar, sat_adu, exptime):
     """One output row of :func:`isr_amp` with calibrations (``src`` already in output order),
     in float32 and without branches (the loop vectorises; one division per pixel). Returns
     the OR of the row's mask bits."""
@@ -146,8 +146,9 @@ def _row_calib(src, b, d, fl, mb, md, mf, oi, ov, om, lvl, gain, rn2, sat_adu, e
         inv = one / f
         bits = (mb[i] | md[i] | mf[i] | (np.uint16(raw >= sat_adu) * np.uint16(SAT))
                 | (np.uint16(not ok) * np.uint16(NO_DATA)))
-        oi[i] = s * inv if ok else zero
-        ov[i] = (max(s, zero) + rn2) * (inv * inv) if ok else zero
+        o = s * inv
+        oi[i] = o if ok else zero
+        ov[i] = (max(s, zero) + rn2) * (inv * inv) + fvar * (o * o) if ok else zero
         om[i] = bits
         acc |= bits
     return acc
@@ -171,7 +172,7 @@ def _row_plain(src, oi, om, lvl, gain, sat_adu):
 
 
 @njit
-def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdnoise,
+def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdnoise, flat_noise,
             sat_adu, use_calibs, bias, dark, flat, mask_b, mask_d, mask_f, exptime,
             out_img, out_var, out_mask, row_or):
     """One amplifier in one pass: overscan, trim, flip, gain, bias, dark, flat, variance, mask.
@@ -180,7 +181,8 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
     arithmetic); ``level[r]`` the smoothed overscan level of amp row r [ADU];
     ``[dy0:dy1, dx0:dx1]`` the DATASEC; ``(oy0, ox0)`` the DETSEC origin in the output.
     With ``use_calibs`` the pixel becomes ``((raw - level) * gain - bias - dark * exptime) / flat``
-    [e-] with variance ``(max(pre-flat signal, 0) + rdnoise^2) / flat^2`` [e-^2], and the
+    [e-] with variance ``(max(pre-flat signal, 0) + rdnoise^2) / flat^2 + (flat_noise * pixel)^2``
+    [e-^2] (``flat_noise``: the master flat's relative rms per pixel), and the
     three calib masks are OR-ed in; without, only the image (``(raw - level) * gain``) and
     the mask are written: bias/dark/flat/masks and ``out_var`` are not touched (pass 1x1
     dummies). All arithmetic is float32. Pixels at or above ``sat_adu`` get SAT; a
@@ -198,6 +200,7 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
     nx = dx1 - dx0
     g = np.float32(gain)
     rn2 = np.float32(rdnoise * rdnoise)
+    fvar = np.float32(flat_noise * flat_noise)
     sat = np.float32(sat_adu)
     et = np.float32(exptime)
     for j in range(ny):
@@ -217,7 +220,7 @@ def isr_amp(amp, level, dy0, dy1, dx0, dx1, oy0, ox0, flip_x, flip_y, gain, rdno
             acc = _row_calib(src, bias[oy, ox0:ox0 + nx], dark[oy, ox0:ox0 + nx],
                              flat[oy, ox0:ox0 + nx], mask_b[oy, ox0:ox0 + nx],
                              mask_d[oy, ox0:ox0 + nx], mask_f[oy, ox0:ox0 + nx], oi,
-                             out_var[oy, ox0:ox0 + nx], om, lvl, g, rn2, sat, et)
+                             out_var[oy, ox0:ox0 + nx], om, lvl, g, rn2, fvar, sat, et)
         else:
             acc = _row_plain(src, oi, om, lvl, g, sat)
         row_or[oy] |= np.int64(acc)

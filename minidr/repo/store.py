@@ -6,7 +6,8 @@ naming the file.
 
 Master calibration (``calibs/{kind}/...fits``)::
 
-    HDU0  primary, no data: MDRTYPE='master', KIND, DETECTOR, BAND, NINPUTS, INPUTS (JSON)
+    HDU0  primary, no data: MDRTYPE='master', KIND, DETECTOR, BAND, NINPUTS, INPUTS (JSON),
+          NOISE (flats: relative rms per pixel of the master)
     IMAGE float32, not compressed (a plain image extension)
     MASK  uint16 MaskBit plane (RICE_1, lossless; 64-row tiles)
 
@@ -207,6 +208,7 @@ def write_master(path, calib: MasterCalib) -> None:
     hdr["BAND"] = calib.band if calib.band is not None else ""
     hdr["NINPUTS"] = (len(calib.inputs), "raw frames combined")
     hdr["INPUTS"] = _dumps(list(calib.inputs))
+    hdr["NOISE"] = (float(calib.noise), "flat: relative rms per pixel of this master")
     unit = {"bias": "electron", "dark": "electron / s", "flat": ""}.get(calib.kind, "")
     ihdr = fits.Header()
     ihdr["BUNIT"] = unit
@@ -255,7 +257,7 @@ def _read_master(path) -> MasterCalib:
             raise InputError("IMAGE and MASK differ in shape", path=str(path))
         band = h.get("BAND") or None
         return MasterCalib(kind=kind, detector=int(h["DETECTOR"]), band=band, image=image,
-                           mask=mask, inputs=tuple(r.json("INPUTS", [])))
+                           mask=mask, inputs=tuple(r.json("INPUTS", [])), noise=float(h.get("NOISE", 0.0)))
 
 
 # --- calibrated exposures -----------------------------------------------------------------

@@ -61,14 +61,6 @@ def test_photometric_scale_against_truth(frame_metrics):
     assert abs(m["flux_scale_bright"] - 1) < 0.005, m
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: the robust std of (flux - truth)/error is 1.17 on the "
-                   "sample (target 0.9-1.15), a statistic whose own sampling error is +-0.05 (bootstrap 16-84%: "
-                   "1.10-1.20, n=537). Within S/N bins the pulls scatter 1.06-1.08 (noise about 1.03-1.05x the "
-                   "variance plane); the pooled excess is their S/N-dependent median: stars near the 5-sigma "
-                   "threshold are matched only when noise lifts them (S/N 5-7: 61-79% detected, median pull "
-                   "+0.5..+0.7), light of fainter or undetected neighbours (5-20% of stars by > 0.3 sigma), and "
-                   "the bright end's calibration (flux scale 0.9984, per-frame zero points; medians -0.1..-0.3). "
-                   "The background's mode bias (+0.14 sigma in g) is fixed; details in docs/qa.md")
 def test_normalised_flux_residuals(frame_metrics):
     m = frame_metrics
     assert 0.9 <= m["flux_pull_robust_std"] <= 1.15, m

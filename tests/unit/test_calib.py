@@ -95,6 +95,33 @@ def test_master_flat_recovers_response_and_flags_bad(truth, masters):
     assert bad.sum() == SHAPE[0] + 1
 
 
+def test_master_flat_noise_is_its_measured_scatter(truth, masters):
+    """The master flat's own relative noise per pixel (recorded for the ISR variance) is the
+    scatter of its values about the true response."""
+    f = masters[2]
+    good = (f.mask & MaskBit.BAD) == 0
+    ratio = f.image[good] / (truth["flat"] / np.median(truth["flat"][good]))[good]
+    measured = np.std(ratio / np.median(ratio))
+    assert 0.002 < measured < 0.005  # 5 flats of 1.5e4-2.5e4 e-
+    assert f.noise == pytest.approx(measured, rel=0.2)
+
+
+def test_variance_includes_the_flat_noise(truth, masters):
+    """ISR adds (flat.noise * image)^2 to the variance, and nothing else changes."""
+    import dataclasses
+
+    b, d, f = masters
+    raw = make_raw(truth["bias"] + 5000.0 * truth["flat"], rng=np.random.default_rng(6), exptime=60.0,
+                   band="g", rdnoise=RN)
+    plain = run(raw, b, d, dataclasses.replace(f, noise=0.0), CFG)
+    noisy = run(raw, b, d, dataclasses.replace(f, noise=0.02), CFG)
+    assert np.array_equal(plain.image, noisy.image) and np.array_equal(plain.mask, noisy.mask)
+    ok = plain.mask == 0
+    extra = (noisy.variance - plain.variance)[ok]
+    assert np.allclose(extra, (0.02 * plain.image[ok]) ** 2, rtol=1e-3)
+    assert extra.mean() > 0.1 * plain.variance[ok].mean()  # the test is not vacuous
+
+
 def test_science_chain_with_masters(truth, masters):
     rng = np.random.default_rng(5)
     b, d, f = masters

@@ -37,11 +37,11 @@ def test_master_round_trip(tmp_path):
     img = rng.normal(1.0, 0.01, (40, 60)).astype(np.float32)
     mask = np.zeros((40, 60), np.uint16)
     mask[:, 7] = MaskBit.BAD
-    m = MasterCalib("flat", 3, "g", img, mask, ("a.fits", "b.fits"))
+    m = MasterCalib("flat", 3, "g", img, mask, ("a.fits", "b.fits"), noise=0.0042)
     p = tmp_path / "calibs" / "flat" / "g" / "det003.fits"
     write_master(p, m)
     r = read_master(p)
-    assert (r.kind, r.detector, r.band, r.inputs) == ("flat", 3, "g", ("a.fits", "b.fits"))
+    assert (r.kind, r.detector, r.band, r.inputs, r.noise) == ("flat", 3, "g", ("a.fits", "b.fits"), 0.0042)
     assert np.array_equal(r.image, img) and r.image.dtype == np.float32
     assert np.array_equal(r.mask, mask) and r.mask.dtype == np.uint16
     b = MasterCalib("bias", 3, None, img, mask, ())
