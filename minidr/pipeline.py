@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from ._io import atomic_path, remove_stale_temporaries, sha256_file
+from ._memory import trim_heap
 from .config import Config, from_dict
 from .errors import InputError, MinidrError, ReleaseError, RepoError
 from .products import RawInfo, ccd_visit_id
@@ -251,6 +252,16 @@ def source_plugins(repo: str | Path, cfg: Config) -> list:
 
 def process_frame(task: FrameTask) -> dict:
     """Process one frame and write its outputs; return a small summary (runs in workers).
+    The freed C heap goes back to the system after each frame (a worker's resident memory
+    would otherwise keep every frame's high-water mark)."""
+    try:
+        return _process_frame(task)
+    finally:
+        trim_heap()
+
+
+def _process_frame(task: FrameTask) -> dict:
+    """:func:`process_frame` without the heap trim.
 
     Never raises for a problem of this frame: the failure is written to ``failed.json``
     and returned, so the run goes on with the other frames. The raw frame and the masters

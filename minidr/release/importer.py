@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 from pyarrow import ipc
 
 from .._io import sha256_file
+from .._memory import trim_heap
 from ..errors import InputError, ReleaseError
 from .ddl import TableSchema, read_schema_file
 from .manifest import MANIFEST, load_manifest, manifest_text, read_properties
@@ -745,15 +746,6 @@ def _renameat2_exchange(a: Path, b: Path) -> bool:
     return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), exchange) == 0
 
 
-def _trim_heap() -> None:
-    """Give the free pages of the C heap back to the system (glibc's ``malloc_trim``; nothing
-    elsewhere): numpy arrays freed in the middle of the heap stay resident otherwise."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _link_tree(src: Path, dst: Path) -> None:
     """Hard-link every file of ``src`` under ``dst`` (copy where links are impossible)."""
     for p in sorted(src.rglob("*")):
@@ -1270,7 +1262,7 @@ def _run(*, staging, final, release_name, table_name, paths, formats, ddl, nulls
     if ids is not None:
         ids.check()
         del ids
-        _trim_heap()  # the ids' 8 bytes per row back to the system before the write pass
+        trim_heap()  # the ids' 8 bytes per row back to the system before the write pass
     if schema0 is None:
         if ddl is None:
             raise InputError("the input files hold no rows and no schema was given")
