@@ -62,10 +62,9 @@ from .writer import (
     MAX_ORDER,
     _clean_schema,
     _properties_text,
-    _refine,
-    _sortable,
     _write_flat,
     _write_options,
+    break_ties,
     partition_path,
 )
 
@@ -863,15 +862,7 @@ def _partition_order(table: pa.Table, hp: np.ndarray, rows: np.ndarray, sort_col
     if rows.size < 2:
         return rows
     o, hs = argsort_healpix(hp[rows])
-    order = rows[o]
-    tie = hs[1:] == hs[:-1]
-    if tie.any() and sort_columns:
-        order, tie = _refine(table, order, tie, [HEALPIX_COLUMN, *sort_columns])
-    if tie.any():
-        rest = [c for c in table.column_names if c != HEALPIX_COLUMN and c not in sort_columns]
-        keys_all = [HEALPIX_COLUMN, *sort_columns, *(c for c in rest if _sortable(table.schema.field(c).type))]
-        order, _ = _refine(table, order, tie, keys_all)
-    return order
+    return break_ties(table, rows[o], hs, sort_columns)
 
 
 def _write_catalog(spill: _Spill, hist: PixelCounts, directory: Path, *, name: str, ra: str, dec: str,

@@ -152,6 +152,13 @@ def _row_order(table: pa.Table, sort_columns: tuple[str, ...], name: str) -> np.
     order, hs = argsort_healpix(table[HEALPIX_COLUMN].to_numpy())
     if hs.size < 2:
         return order
+    return break_ties(table, order, hs, sort_columns)
+
+
+def break_ties(table: pa.Table, order: np.ndarray, hs: np.ndarray, sort_columns: tuple[str, ...]) -> np.ndarray:
+    """``order`` (row indices of ``table`` sorted by _healpix_29, whose sorted values are
+    ``hs``) with the runs of equal _healpix_29 sorted further by ``sort_columns``, then by
+    every other sortable column."""
     tie = hs[1:] == hs[:-1]
     if tie.any() and sort_columns:
         order, tie = _refine(table, order, tie, [HEALPIX_COLUMN, *sort_columns])
