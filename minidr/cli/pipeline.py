@@ -29,15 +29,18 @@ def _report_failures(report, quiet):
 
 @click.command()
 @repo_argument
+@jobs_option
+@executor_option
 @quiet_option
-def calibs(repo, quiet):
-    """Build master bias, dark and flat frames per detector (and band)."""
+def calibs(repo, jobs, executor, quiet):
+    """Build master bias, dark and flat frames per detector (and band); the masters of one
+    kind are built in parallel with --jobs."""
     from .. import pipeline
     from ..repo.lock import repo_lock
 
     r = _open(repo)
     with repo_lock(r.path):
-        rep = pipeline.make_calibs(r, progress, quiet)
+        rep = pipeline.make_calibs(r, progress, quiet, jobs=jobs, executor=executor)
     _report_failures(rep, quiet)
     sys.exit(1 if rep.failed else 0)
 
