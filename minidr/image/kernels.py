@@ -20,6 +20,16 @@ from minidr._jit import njit, prange
 _OVERSAMPLE_HALF = 4
 
 
+@njit(inline="always")
+def _mask_flags(m, flag_bits_mask):
+    """The source flags of mask value ``m``: OR of ``flag_bits_mask[b]`` over its set bits b."""
+    fl = 0
+    for b in range(flag_bits_mask.shape[0]):
+        if m & (1 << b):
+            fl |= flag_bits_mask[b]
+    return fl
+
+
 @njit
 def moffat_inverse_shape(alpha, e1, e2):
     """Coefficients (a, b, c) of ``q = a dx^2 + 2 b dx dy + c dy^2`` for an elliptical Moffat.
@@ -121,7 +131,6 @@ def psf_flux_kernel(image, variance, mask, xs, ys, alpha, beta, e1, e2, radius,
     pmax_out = np.empty(n)
     sharp = np.empty(n)
     flags = np.zeros(n, dtype=np.int32)
-    nbits = flag_bits_mask.shape[0]
     for i in prange(n):
         x = xs[i]
         y = ys[i]
@@ -149,9 +158,7 @@ def psf_flux_kernel(image, variance, mask, xs, ys, alpha, beta, e1, e2, radius,
                     continue
                 m = mask[yy, xx]
                 if m != 0 and important:
-                    for b in range(nbits):
-                        if m & (1 << b):
-                            fl |= flag_bits_mask[b]
+                    fl |= _mask_flags(m, flag_bits_mask)
                 if m & excl_bits:
                     continue
                 d = image[yy, xx]
@@ -256,7 +263,6 @@ def _aperture_sum(image, variance, mask, x, y, r, excl_bits, flag_bits_mask, edg
     off the image flag ``edge_flag``. When ``wbox`` is not empty, each used pixel's weight is
     stored at ``wbox[yy - iy0, xx - ix0]``."""
     ny, nx = image.shape
-    nbits = flag_bits_mask.shape[0]
     record = wbox.shape[0] > 0
     ix0a = int(math.floor(x - r + 0.5))
     ix1a = int(math.floor(x + r + 0.5))
@@ -286,9 +292,7 @@ def _aperture_sum(image, variance, mask, x, y, r, excl_bits, flag_bits_mask, edg
                 continue
             m = mask[yy, xx]
             if m != 0:
-                for b in range(nbits):
-                    if m & (1 << b):
-                        fl |= flag_bits_mask[b]
+                fl |= _mask_flags(m, flag_bits_mask)
             if m & excl_bits:
                 continue
             d = image[yy, xx]
@@ -633,7 +637,6 @@ def neighbour_photometry_kernel(image, variance, mask, xs, ys, stamps, radius, g
     af = np.zeros(n)
     av = np.zeros(n)
     aflags = np.zeros(n, dtype=np.int32)
-    nbits = flag_bits_mask.shape[0]
     for t in prange(todo.shape[0]):
         i = todo[t]
         cx = math.floor(xs[i] + 0.5)
@@ -659,9 +662,7 @@ def neighbour_photometry_kernel(image, variance, mask, xs, ys, stamps, radius, g
                     continue
                 m = mask[yy, xx]
                 if m != 0 and important:
-                    for b in range(nbits):
-                        if m & (1 << b):
-                            fl |= flag_bits_mask[b]
+                    fl |= _mask_flags(m, flag_bits_mask)
                 if m & excl_bits:
                     continue
                 d = image[yy, xx]
