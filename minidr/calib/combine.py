@@ -76,10 +76,11 @@ def _assembled_stack(raws: list[RawExposure], cfg: Config) -> tuple[np.ndarray, 
     return stack, masks
 
 
-def _stack(stack: np.ndarray, cfg: Config) -> np.ndarray:
+def _stack(stack: np.ndarray, cfg: Config, floor: float | None = None) -> np.ndarray:
     """Per-pixel sigma-clipped mean of a float32 ``(n, ny, nx)`` stack (clipping scale at
-    least the frame noise)."""
-    floor = noise_floor(list(stack))
+    least the frame noise ``floor``, by default :func:`noise_floor` of the stack)."""
+    if floor is None:
+        floor = noise_floor(list(stack))
     mean, _n = k.clipped_mean_stack(stack, float(cfg.calibs.clip_sigma), int(cfg.calibs.clip_iterations), floor)
     return mean
 
@@ -160,8 +161,9 @@ def master_flat(raws: list[RawExposure], bias: MasterCalib, dark: MasterCalib | 
     # the master's own noise per pixel: one normalised frame's (from frame differences, so
     # the response pattern common to all cancels; photon noise of the level for a single
     # frame) over sqrt(n) for the mean of n
-    one = noise_floor(list(stack)) if len(raws) > 1 else 1.0 / np.sqrt(max(levels[0], 1.0))
-    image = _stack(stack, cfg)
+    floor = noise_floor(list(stack))
+    one = floor if len(raws) > 1 else 1.0 / np.sqrt(max(levels[0], 1.0))
+    image = _stack(stack, cfg, floor)
     finite = np.isfinite(image)
     sample = image[::_SUBSAMPLE, ::_SUBSAMPLE][finite[::_SUBSAMPLE, ::_SUBSAMPLE]]
     _m, med, _s = k.clipped_stats(sample, float(c.clip_sigma), int(c.clip_iterations))
